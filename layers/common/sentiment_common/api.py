@@ -1,0 +1,102 @@
+"""HTTP plumbing shared by every function: the resolver, correlation ids, request metrics and THE one
+place that maps errors to HTTP answers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from .correlation import HEADER as CORRELATION_HEADER
+from .correlation import correlation_id_from_event
+from .errors import ApiError, NotFound, Unauthenticated
+from .observability import MetricUnit, count, logger, metrics
+
+JSON = "application/json"
+
+
+def error_body(code: str, message: str, correlation_id: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "correlation_id": correlation_id}}
+
+
+def json_response(status: int, body: Mapping[str, Any], correlation_id: str,
+                  headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=JSON,
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        headers={CORRELATION_HEADER: correlation_id, **(headers or {})},
+    )
+
+
+def _error_response(app: APIGatewayHttpResolver, error: ApiError) -> Response:
+    correlation_id = app.context.get("correlation_id", "unknown")
+    if error.status >= 500:
+        logger.warning("request failed", extra={"error_code": error.code, "status": int(error.status)})
+    else:
+        logger.info("request rejected", extra={"error_code": error.code, "status": int(error.status)})
+    count("Errors", "ErrorCode", error.code)
+    return json_response(error.status, error_body(error.code, error.message, correlation_id),
+                         correlation_id, error.headers)
+
+
+def create_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver()
+
+    @app.exception_handler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return _error_response(app, error)
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        # Full detail goes to the log (with the correlation id); the client gets the generic answer.
+        logger.exception("unhandled error")
+        return _error_response(app, ApiError())
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response:
+        return _error_response(app, NotFound())
+
+    return app
+
+
+def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Entry used by every function: correlation id first, so that every log line and answer has it."""
+    correlation_id = correlation_id_from_event(event)
+    logger.set_correlation_id(correlation_id)
+    app.append_context(correlation_id=correlation_id)
+    started = time.perf_counter()
+    response = app.resolve(event, context)
+    status, latency_ms = int(response.get("statusCode", 500)), (time.perf_counter() - started) * 1000
+    record_request(status, latency_ms)
+    logger.info("request handled", extra={"status": status, "latency_ms": round(latency_ms, 2)})
+    return response
+
+
+def record_request(status: int, latency_ms: float) -> None:
+    """Request count, latency and 4xx/5xx as 0/1 samples, so Average is the error ratio."""
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
+    metrics.add_metric(name="4xx", unit=MetricUnit.Count, value=1 if 400 <= status < 500 else 0)
+    metrics.add_metric(name="5xx", unit=MetricUnit.Count, value=1 if status >= 500 else 0)
+
+
+def require_subject(app: APIGatewayHttpResolver) -> str:
+    """Defence in depth behind the JWT authorizer: no `sub` claim, no service."""
+    claims = app.current_event.request_context.authorizer.jwt_claim or {}
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip():
+        raise Unauthenticated()
+    return subject
+
+
+def ok(body: Mapping[str, Any], app: APIGatewayHttpResolver,
+       headers: Mapping[str, str] | None = None) -> Response:
+    return json_response(HTTPStatus.OK, body, app.context.get("correlation_id", "unknown"), headers)
+
+
+__all__ = ["Callable", "create_resolver", "error_body", "handle", "json_response", "ok", "require_subject"]

@@ -1,0 +1,51 @@
+"""Configuration, read once at cold start into a frozen, typed object. Missing or malformed settings
+fail the init phase loudly, never a request."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    endpoint_name: str
+    stage: str
+    service_name: str
+    metrics_namespace: str
+    connect_timeout_s: float = 0.25
+    read_timeout_s: float = 0.5
+    max_attempts: int = 2
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={value} must be between {low} and {high}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    required = ("SAGEMAKER_ENDPOINT_NAME", "STAGE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
+    missing = [name for name in required if not env.get(name)]
+    if missing:
+        raise ConfigurationError(f"missing required environment variables: {', '.join(missing)}")
+    return Settings(
+        endpoint_name=env["SAGEMAKER_ENDPOINT_NAME"],
+        stage=env["STAGE"],
+        service_name=env["POWERTOOLS_SERVICE_NAME"],
+        metrics_namespace=env["POWERTOOLS_METRICS_NAMESPACE"],
+        connect_timeout_s=_float(env, "SAGEMAKER_CONNECT_TIMEOUT_S", 0.25, 0.01, 5.0),
+        read_timeout_s=_float(env, "SAGEMAKER_READ_TIMEOUT_S", 0.5, 0.01, 10.0),
+        max_attempts=int(_float(env, "SAGEMAKER_MAX_ATTEMPTS", 2, 1, 5)),
+    )

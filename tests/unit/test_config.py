@@ -1,0 +1,43 @@
+import pytest
+from sentiment_common.config import load_settings
+from sentiment_common.errors import ConfigurationError
+
+BASE = {
+    "SAGEMAKER_ENDPOINT_NAME": "ep",
+    "STAGE": "dev",
+    "POWERTOOLS_SERVICE_NAME": "sentiment-api",
+    "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
+}
+
+
+def test_defaults() -> None:
+    settings = load_settings(BASE)
+    assert settings.endpoint_name == "ep"
+    assert (settings.connect_timeout_s, settings.read_timeout_s, settings.max_attempts) == (0.25, 0.5, 2)
+
+
+def test_missing_variables_are_all_named() -> None:
+    with pytest.raises(ConfigurationError, match="SAGEMAKER_ENDPOINT_NAME, STAGE"):
+        load_settings({"POWERTOOLS_SERVICE_NAME": "x", "POWERTOOLS_METRICS_NAMESPACE": "y"})
+
+
+@pytest.mark.parametrize(("name", "value"), [("SAGEMAKER_READ_TIMEOUT_S", "abc"), ("SAGEMAKER_READ_TIMEOUT_S", "0"),
+                                             ("SAGEMAKER_MAX_ATTEMPTS", "9")])
+def test_malformed_values_fail(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        load_settings(BASE | {name: value})
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(BASE)
+    with pytest.raises(AttributeError):
+        settings.endpoint_name = "other"  # type: ignore[misc]
+
+
+def test_handler_import_fails_loudly_without_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers import FUNCTION_ENV, load_function
+
+    for key in FUNCTION_ENV:
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ConfigurationError):
+        load_function("predict", {"SAGEMAKER_ENDPOINT_NAME": ""})
