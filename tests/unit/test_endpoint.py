@@ -76,7 +76,8 @@ def test_unusable_answers_are_model_errors(body: bytes, content_type: str) -> No
 
 
 def test_malformed_scores_are_dropped_not_trusted() -> None:
-    body = {"predicted_label": "positive", "probabilities": [2.0, -1, 0.1], "labels": ["negative", "neutral", "positive"]}
+    labels = ["negative", "neutral", "positive"]
+    body = {"predicted_label": "positive", "probabilities": [2.0, -1, 0.1], "labels": labels}
     assert parse_answer(json.dumps(body).encode(), "application/json").scores is None
 
 
