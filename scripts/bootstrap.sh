@@ -4,23 +4,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="$(scripts/find-python.sh 3.12)"
+# pip on this kind of machine warns about configured local indexes that do not exist; keep real errors.
+quiet() { grep -v "Location 'file://" || true; }
 stamp() { cat "$@" | sha256sum | cut -c1-16; }
-mk() { # venv requirements...
-  local venv="$1"; shift
-  local want; want="$(stamp "$@" requirements/constraints.txt 2>/dev/null || stamp "$@")"
+mk() { # venv "files whose change means rebuild" requirements...
+  local venv="$1" inputs="$2"; shift 2
+  local want; want="$(stamp $inputs)"
   if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$want" ]; then return 0; fi
   echo "bootstrap: creating $venv" >&2
   rm -rf "$venv"
   "$PY" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip==25.3
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip==25.3 2>&1 | quiet
   local args=()
   for r in "$@"; do args+=(-r "$r"); done
   [ -f requirements/constraints.txt ] && [ "$venv" = .venv ] && args+=(-c requirements/constraints.txt)
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${args[@]}"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${args[@]}" 2>&1 | quiet
   echo "$want" > "$venv/.stamp"
 }
+APP_INPUTS="requirements/dev.txt requirements/local.txt requirements/model.txt layers/common/requirements.txt"
+[ -f requirements/constraints.txt ] && APP_INPUTS="$APP_INPUTS requirements/constraints.txt"
 case "${1:-all}" in
-  app) mk .venv requirements/dev.txt ;;
-  sam) mk .venv-sam requirements/sam.txt ;;
-  all) mk .venv requirements/dev.txt; mk .venv-sam requirements/sam.txt ;;
+  app) mk .venv "$APP_INPUTS" requirements/dev.txt ;;
+  sam) mk .venv-sam requirements/sam.txt requirements/sam.txt ;;
+  all) mk .venv "$APP_INPUTS" requirements/dev.txt; mk .venv-sam requirements/sam.txt requirements/sam.txt ;;
 esac

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sentiment_common.api import create_resolver, handle, ok, require_subject
 from sentiment_common.config import load_settings
 from sentiment_common.endpoint import SageMakerEndpoint
-from sentiment_common.observability import count, logger, metrics, tracer
+from sentiment_common.observability import count, logger, metrics, timed, tracer
 from sentiment_common.predict import predict_sentiment, response_body
 from sentiment_common.request import parse_predict_request
 
@@ -23,8 +23,9 @@ app = create_resolver()
 def predict() -> Response:
     require_subject(app)
     event = app.current_event
-    request = parse_predict_request(event.body, event.is_base64_encoded, event.headers.get("content-type"))
-    answer = predict_sentiment(request.text, app.context["correlation_id"], endpoint)
+    request = parse_predict_request(event.body, bool(event.is_base64_encoded), event.headers.get("content-type"))
+    with timed("ModelLatency"):
+        answer = predict_sentiment(request.text, app.context["correlation_id"], endpoint)
     count("Predictions", "Label", answer.label)
     return ok(response_body(answer), app)
 

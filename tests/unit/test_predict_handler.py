@@ -203,7 +203,7 @@ def test_emits_request_error_and_label_metrics(predict: ModuleType, moto_endpoin
     call(predict, event("predict-oversize"))
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for blob in blobs for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"Requests", "Latency", "4xx", "5xx", "Predictions", "Errors"} <= names
+    assert {"Requests", "Latency", "ModelLatency", "4xx", "5xx", "Predictions", "Errors"} <= names
     labels = [blob.get("Label") for blob in blobs if "Label" in blob]
     codes = [blob.get("ErrorCode") for blob in blobs if "ErrorCode" in blob]
     assert labels == ["negative"]

@@ -6,6 +6,10 @@ library the SDK knows about. POWERTOOLS_TRACE_DISABLED=true (local stack, tests)
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -13,7 +17,7 @@ logger = Logger(log_uncaught_exceptions=False)
 metrics = Metrics()
 tracer = Tracer(patch_modules=("botocore",))
 
-__all__ = ["MetricUnit", "count", "logger", "metrics", "tracer"]
+__all__ = ["MetricUnit", "count", "logger", "metrics", "timed", "tracer"]
 
 
 def count(name: str, dimension: str, value: str) -> None:
@@ -27,3 +31,13 @@ def count(name: str, dimension: str, value: str) -> None:
         default_dimensions=metrics.default_dimensions,
     ) as metric:
         metric.add_dimension(name=dimension, value=value)
+
+
+@contextmanager
+def timed(name: str) -> Iterator[None]:
+    """Adds a Milliseconds metric for the block, also when it raises (a slow failure is still slow)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)

@@ -14,7 +14,7 @@ from .errors import InvalidResponse, ValidationFailed
 
 def _compile(name: str) -> Callable[[Any], Any]:
     document = json.loads(resources.files(__package__).joinpath("schemas", name).read_text("utf-8"))
-    return fastjsonschema.compile(document)  # type: ignore[no-any-return]
+    return fastjsonschema.compile(document)
 
 
 _PREDICT_REQUEST = _compile("predict_request.json")
@@ -35,7 +35,7 @@ def _explain(exc: fastjsonschema.JsonSchemaValueException) -> str:
 def validate_predict_request(document: Any) -> dict[str, Any]:
     """Validates a parsed /predict body; raises ValidationFailed with the validator's explanation."""
     try:
-        return _PREDICT_REQUEST(document)  # type: ignore[no-any-return]
+        return _PREDICT_REQUEST(document)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise ValidationFailed(_explain(exc)) from None
 
@@ -43,10 +43,10 @@ def validate_predict_request(document: Any) -> dict[str, Any]:
 def validate_predict_response(document: dict[str, Any]) -> dict[str, Any]:
     """Validates what we are about to return; a failure is our bug, never the client's."""
     try:
-        return _PREDICT_RESPONSE(document)  # type: ignore[no-any-return]
+        return _PREDICT_RESPONSE(document)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise InvalidResponse(f"response failed its schema: {exc.message}") from None
 
 
 def validate_error_body(document: dict[str, Any]) -> dict[str, Any]:
-    return _ERROR(document)  # type: ignore[no-any-return]
+    return _ERROR(document)
