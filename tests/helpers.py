@@ -22,6 +22,7 @@ FUNCTION_ENV = {
     "POWERTOOLS_SERVICE_NAME": "sentiment-api",
     "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
     "POWERTOOLS_TRACE_DISABLED": "true",
+    "RATE_LIMIT_TABLE_NAME": "sentiment-test-rate-limits",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -64,3 +65,13 @@ class FakeContext:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 3000
+
+
+def create_rate_limit_table(client: Any, name: str) -> None:
+    """The rate-limit table as template.yaml defines it (key schema checked by tests/template)."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )

@@ -6,22 +6,23 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sentiment_common.api import create_resolver, handle, ok, require_subject
+from sentiment_common.api import create_resolver, handle, ok
 from sentiment_common.config import load_settings
 from sentiment_common.endpoint import SageMakerEndpoint
 from sentiment_common.observability import count, logger, metrics, timed, tracer
 from sentiment_common.predict import predict_sentiment, response_body
+from sentiment_common.ratelimit import DynamoDbRateLimiter
 from sentiment_common.request import parse_predict_request
 
 settings = load_settings()  # cold start: fails the init phase when configuration is missing
 endpoint = SageMakerEndpoint.from_settings(settings)
+limiter = DynamoDbRateLimiter.from_settings(settings)
 metrics.set_default_dimensions(Stage=settings.stage)
-app = create_resolver()
+app = create_resolver(limiter, fail_open=settings.rate_limit_fail_open)
 
 
 @app.post("/predict")
 def predict() -> Response:
-    require_subject(app)
     event = app.current_event
     request = parse_predict_request(event.body, bool(event.is_base64_encoded), event.headers.get("content-type"))
     with timed("ModelLatency"):

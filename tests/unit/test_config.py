@@ -7,6 +7,7 @@ BASE = {
     "STAGE": "dev",
     "POWERTOOLS_SERVICE_NAME": "sentiment-api",
     "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
+    "RATE_LIMIT_TABLE_NAME": "limits",
 }
 
 
@@ -14,6 +15,8 @@ def test_defaults() -> None:
     settings = load_settings(BASE)
     assert settings.endpoint_name == "ep"
     assert (settings.connect_timeout_s, settings.read_timeout_s, settings.max_attempts) == (0.25, 0.5, 2)
+    assert settings.rate_limit_per_minute == 100
+    assert (settings.rate_limit_burst, settings.rate_limit_fail_open) == (200, True)
 
 
 def test_missing_variables_are_all_named() -> None:
@@ -22,7 +25,7 @@ def test_missing_variables_are_all_named() -> None:
 
 
 @pytest.mark.parametrize(("name", "value"), [("SAGEMAKER_READ_TIMEOUT_S", "abc"), ("SAGEMAKER_READ_TIMEOUT_S", "0"),
-                                             ("SAGEMAKER_MAX_ATTEMPTS", "9")])
+                                             ("SAGEMAKER_MAX_ATTEMPTS", "9"), ("RATE_LIMIT_FAIL_MODE", "maybe")])
 def test_malformed_values_fail(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         load_settings(BASE | {name: value})

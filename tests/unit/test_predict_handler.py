@@ -17,7 +17,7 @@ from moto import mock_aws
 from sentiment_common.endpoint import SageMakerEndpoint
 from sentiment_common.validation import validate_error_body
 
-from tests.helpers import FakeContext, load_function
+from tests.helpers import FUNCTION_ENV, FakeContext, create_rate_limit_table, load_function
 
 ANSWERS = {
     "positive": [0.02, 0.08, 0.90],
@@ -27,35 +27,42 @@ ANSWERS = {
 
 
 @pytest.fixture(scope="module")
-def predict() -> ModuleType:
+def aws() -> Iterator[None]:
+    """One moto account for the module: the rate-limit table exists, SageMaker answers are scripted."""
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_rate_limit_table(dynamodb, FUNCTION_ENV["RATE_LIMIT_TABLE_NAME"])
+        yield
+
+
+@pytest.fixture(scope="module")
+def predict(aws: None) -> ModuleType:
     return load_function("predict")
 
 
 @pytest.fixture
 def moto_endpoint(predict: ModuleType) -> Iterator[Any]:
     """Points the function at moto's sagemaker-runtime; yields queue(label) to script the next answers."""
-    with mock_aws():
-        original = predict.endpoint
-        predict.endpoint = SageMakerEndpoint(boto3.client("sagemaker-runtime", region_name="us-east-1"),
-                                             "sentiment-test")
+    original = predict.endpoint
+    predict.endpoint = SageMakerEndpoint(boto3.client("sagemaker-runtime", region_name="us-east-1"), "sentiment-test")
 
-        def queue(*labels: str) -> None:
-            results = [
-                {
-                    "Body": json.dumps({"predicted_label": label, "probabilities": ANSWERS[label],
-                                        "labels": ["negative", "neutral", "positive"],
-                                        "model_version": "test-model-1"}),
-                    "ContentType": "application/json",
-                    "InvokedProductionVariant": "AllTraffic",
-                    "CustomAttributes": "model_version=test-model-1",
-                }
-                for label in labels
-            ]
-            requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
-                          json={"results": results, "region": "us-east-1"}, timeout=5)
+    def queue(*labels: str) -> None:
+        results = [
+            {
+                "Body": json.dumps({"predicted_label": label, "probabilities": ANSWERS[label],
+                                    "labels": ["negative", "neutral", "positive"],
+                                    "model_version": "test-model-1"}),
+                "ContentType": "application/json",
+                "InvokedProductionVariant": "AllTraffic",
+                "CustomAttributes": "model_version=test-model-1",
+            }
+            for label in labels
+        ]
+        requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+                      json={"results": results, "region": "us-east-1"}, timeout=5)
 
-        yield queue
-        predict.endpoint = original
+    yield queue
+    predict.endpoint = original
 
 
 @pytest.fixture
@@ -209,3 +216,41 @@ def test_emits_request_error_and_label_metrics(predict: ModuleType, moto_endpoin
     assert labels == ["negative"]
     assert codes == ["PAYLOAD_TOO_LARGE"]
     assert all(blob.get("Stage") == "test" for blob in blobs)
+
+
+# ---- per-user rate limiting through the handler ---------------------------------------------------
+def test_ratelimit_headers_on_success_and_on_errors(predict: ModuleType, moto_endpoint: Any, event: Any) -> None:
+    moto_endpoint("positive")
+    for name in ("predict-positive", "predict-invalid-json"):
+        e = event(name)
+        e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = f"headers-user-{name}"
+        _, headers, _ = call(predict, e)
+        assert headers["ratelimit-limit"] == "200"
+        assert headers["ratelimit-remaining"] == "199"
+        assert headers["ratelimit-policy"] == "200;w=120;rate=100/min"
+        assert int(headers["ratelimit-reset"]) >= 1
+
+
+def test_over_the_limit_is_429_and_other_users_are_unaffected(aws: None, event: Any) -> None:
+    small = load_function("predict", {"RATE_LIMIT_PER_MINUTE": "1", "RATE_LIMIT_BURST": "2"})
+    e = event("predict-invalid-json")  # cheap requests: no model call, still limited
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = "greedy"
+    statuses = [call(small, e)[0] for _ in range(3)]
+    assert statuses == [400, 400, 429]
+    status, headers, body = call(small, e)
+    assert_error(status, headers, body, 429, "RATE_LIMITED", "event-predict-invalid-json-0001")
+    assert int(headers["retry-after"]) >= 1 and headers["ratelimit-remaining"] == "0"
+    assert "at most 1 per minute, bursts up to 2" in body["error"]["message"]
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = "someone-else"
+    assert call(small, e)[0] == 400
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("open", 400), ("closed", 503)])
+def test_rate_limit_store_failure_follows_the_fail_mode(aws: None, event: Any, mode: str, expected: int,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    module = load_function("predict", {"RATE_LIMIT_FAIL_MODE": mode, "RATE_LIMIT_TABLE_NAME": "no-such-table"})
+    status, headers, body = call(module, event("predict-invalid-json"))
+    assert status == expected
+    if mode == "closed":
+        assert body["error"]["code"] == "RATE_LIMITER_UNAVAILABLE" and headers["retry-after"] == "1"
+    assert '"RateLimiterErrors"' in capsys.readouterr().out

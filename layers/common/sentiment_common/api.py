@@ -10,11 +10,13 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from .correlation import HEADER as CORRELATION_HEADER
 from .correlation import correlation_id_from_event
-from .errors import ApiError, NotFound, Unauthenticated
+from .errors import ApiError, NotFound, RateLimited, RateLimiterDown, Unauthenticated
 from .observability import MetricUnit, count, logger, metrics
+from .ratelimit import RateLimiter, RateLimiterUnavailable
 
 JSON = "application/json"
 
@@ -44,8 +46,37 @@ def _error_response(app: APIGatewayHttpResolver, error: ApiError) -> Response:
                          correlation_id, error.headers)
 
 
-def create_resolver() -> APIGatewayHttpResolver:
+def rate_limit(limiter: RateLimiter, fail_open: bool) -> Callable[[APIGatewayHttpResolver, NextMiddleware], Response]:
+    """Global middleware: every route is limited per user (JWT `sub`). The decision's RateLimit-* headers
+    are put in the request's holder so that handle() adds them to every answer, errors included."""
+
+    def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+        subject = require_subject(app)
+        try:
+            decision = limiter.check(subject)
+        except RateLimiterUnavailable as exc:
+            count("RateLimiterErrors", "Reason", str(exc) or "unknown")
+            logger.warning("rate limiter unavailable", extra={"fail_open": fail_open, "reason": str(exc)})
+            if not fail_open:
+                raise RateLimiterDown(retry_after_s=1) from None
+            return next_middleware(app)
+        app.context["response_headers"].update(decision.headers(limiter.policy))
+        if not decision.allowed:
+            metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+            policy = limiter.policy
+            raise RateLimited(
+                f"Too many requests for this user (at most {policy.rate_per_minute} per minute, bursts up to "
+                f"{policy.burst}); retry after {decision.retry_after_s} s.",
+                retry_after_s=decision.retry_after_s,
+            )
+        return next_middleware(app)
+
+    return middleware
+
+
+def create_resolver(limiter: RateLimiter, fail_open: bool = True) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver()
+    app.use(middlewares=[rate_limit(limiter, fail_open)])
 
     @app.exception_handler(ApiError)
     def _api_error(error: ApiError) -> Response:
@@ -68,9 +99,11 @@ def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> 
     """Entry used by every function: correlation id first, so that every log line and answer has it."""
     correlation_id = correlation_id_from_event(event)
     logger.set_correlation_id(correlation_id)
-    app.append_context(correlation_id=correlation_id)
+    extra_headers: dict[str, str] = {}
+    app.append_context(correlation_id=correlation_id, response_headers=extra_headers)
     started = time.perf_counter()
     response = app.resolve(event, context)
+    response["headers"] = {**extra_headers, **(response.get("headers") or {})}
     status, latency_ms = int(response.get("statusCode", 500)), (time.perf_counter() - started) * 1000
     record_request(status, latency_ms)
     logger.info("request handled", extra={"status": status, "latency_ms": round(latency_ms, 2)})

@@ -16,9 +16,13 @@ class Settings:
     stage: str
     service_name: str
     metrics_namespace: str
+    rate_limit_table: str
     connect_timeout_s: float = 0.25
     read_timeout_s: float = 0.5
     max_attempts: int = 2
+    rate_limit_per_minute: int = 100
+    rate_limit_burst: int = 200
+    rate_limit_fail_open: bool = True
 
 
 def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -36,7 +40,8 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    required = ("SAGEMAKER_ENDPOINT_NAME", "STAGE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
+    required = ("SAGEMAKER_ENDPOINT_NAME", "STAGE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
+                "RATE_LIMIT_TABLE_NAME")
     missing = [name for name in required if not env.get(name)]
     if missing:
         raise ConfigurationError(f"missing required environment variables: {', '.join(missing)}")
@@ -48,4 +53,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         connect_timeout_s=_float(env, "SAGEMAKER_CONNECT_TIMEOUT_S", 0.25, 0.01, 5.0),
         read_timeout_s=_float(env, "SAGEMAKER_READ_TIMEOUT_S", 0.5, 0.01, 10.0),
         max_attempts=int(_float(env, "SAGEMAKER_MAX_ATTEMPTS", 2, 1, 5)),
+        rate_limit_table=env["RATE_LIMIT_TABLE_NAME"],
+        rate_limit_per_minute=int(_float(env, "RATE_LIMIT_PER_MINUTE", 100, 1, 60_000)),
+        rate_limit_burst=int(_float(env, "RATE_LIMIT_BURST", 200, 1, 100_000)),
+        rate_limit_fail_open=_fail_mode(env.get("RATE_LIMIT_FAIL_MODE", "open")),
     )
+
+
+def _fail_mode(raw: str) -> bool:
+    if raw not in ("open", "closed"):
+        raise ConfigurationError(f"RATE_LIMIT_FAIL_MODE={raw!r} must be 'open' or 'closed'")
+    return raw == "open"

@@ -54,6 +54,11 @@ class UnsupportedMediaType(ApiError):
     status, code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"
 
 
+class RateLimited(ApiError):
+    status, code = HTTPStatus.TOO_MANY_REQUESTS, "RATE_LIMITED"
+    public_message = "Too many requests for this user; retry after the time in Retry-After."
+
+
 # ---- 5xx: the dependency or we failed ------------------------------------------------------------
 class ModelError(ApiError):
     """The model endpoint answered with an error or an answer we cannot use."""
@@ -67,6 +72,13 @@ class ModelUnavailable(ApiError):
 
     status, code = HTTPStatus.SERVICE_UNAVAILABLE, "MODEL_UNAVAILABLE"
     public_message = "The model is temporarily unavailable; retry after the time in Retry-After."
+
+
+class RateLimiterDown(ApiError):
+    """The rate-limit store failed and the service is configured to fail closed."""
+
+    status, code = HTTPStatus.SERVICE_UNAVAILABLE, "RATE_LIMITER_UNAVAILABLE"
+    public_message = "The service cannot check request quotas right now; retry after the time in Retry-After."
 
 
 class ModelTimeout(ApiError):

@@ -21,7 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from .config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,14 @@ class DynamoDbRateLimiter:
         self._table = table_name
         self.policy = policy
         self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DynamoDbRateLimiter:
+        # Tight timeouts: the limiter must never eat the request's latency budget (fail mode decides).
+        config = Config(connect_timeout=0.1, read_timeout=0.15, retries={"total_max_attempts": 2, "mode": "standard"},
+                        tcp_keepalive=True)
+        policy = RatePolicy(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        return cls(boto3.client("dynamodb", config=config), settings.rate_limit_table, policy)
 
     @staticmethod
     def _expires_at(tat_ms: int) -> dict[str, str]:
