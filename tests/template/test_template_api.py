@@ -1,0 +1,165 @@
+"""The HTTP API: JWT authorizer, the POST /predict route, stage throttling and access logs."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.template.cfn_helpers import only
+
+# $context variables that HTTP API access logs support (API Gateway developer guide, "Customize HTTP API
+# access logs"). Request headers are not among them, so x-correlation-id cannot be logged by the stage.
+HTTP_API_ACCESS_LOG_VARIABLES = {
+    "$context.requestId",
+    "$context.extendedRequestId",
+    "$context.identity.sourceIp",
+    "$context.identity.userAgent",
+    "$context.requestTime",
+    "$context.requestTimeEpoch",
+    "$context.httpMethod",
+    "$context.path",
+    "$context.routeKey",
+    "$context.status",
+    "$context.protocol",
+    "$context.responseLength",
+    "$context.integrationLatency",
+    "$context.responseLatency",
+    "$context.integrationStatus",
+    "$context.integrationErrorMessage",
+    "$context.integration.error",
+    "$context.integration.status",
+    "$context.authorizer.error",
+    "$context.error.message",
+    "$context.error.responseType",
+    "$context.domainName",
+    "$context.apiId",
+    "$context.stage",
+}
+REQUIRED_ACCESS_LOG_FIELDS = {
+    "requestId",
+    "ip",
+    "requestTime",
+    "httpMethod",
+    "routeKey",
+    "status",
+    "protocol",
+    "responseLength",
+    "integrationLatency",
+    "responseLatency",
+    "integrationErrorMessage",
+    "authorizerError",
+}
+
+
+@pytest.fixture(scope="module")
+def api(resources: dict[str, Any]) -> dict[str, Any]:
+    _, api = only(resources, "AWS::ApiGatewayV2::Api")
+    return api
+
+
+@pytest.fixture(scope="module")
+def body(api: dict[str, Any]) -> dict[str, Any]:
+    return api["Properties"]["Body"]
+
+
+@pytest.fixture(scope="module")
+def stage(resources: dict[str, Any]) -> dict[str, Any]:
+    _, stage = only(resources, "AWS::ApiGatewayV2::Stage")
+    return stage
+
+
+def test_api_fails_on_warnings_and_keeps_default_endpoint(api: dict[str, Any], body: dict[str, Any]) -> None:
+    assert api["Properties"]["FailOnWarnings"] is True
+    endpoint_config = body["servers"][0]["x-amazon-apigateway-endpoint-configuration"]
+    assert endpoint_config["disableExecuteApiEndpoint"] is False
+
+
+def test_jwt_authorizer_wired_to_parameters(body: dict[str, Any]) -> None:
+    schemes = body["components"]["securitySchemes"]
+    assert list(schemes) == ["JwtAuthorizer"]
+    authorizer = schemes["JwtAuthorizer"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "jwt"
+    assert authorizer["identitySource"] == "$request.header.Authorization"
+    assert authorizer["jwtConfiguration"] == {
+        "issuer": {"Ref": "JwtIssuerUrl"},
+        "audience": {"Ref": "JwtAudiences"},
+    }
+
+
+def test_jwt_parameters_types(cfn: dict[str, Any]) -> None:
+    params = cfn["Parameters"]
+    assert params["JwtAudiences"]["Type"] == "CommaDelimitedList"
+    assert params["RequiredScope"]["Default"] == "sentiment-api/predict"
+    assert re.fullmatch(params["JwtIssuerUrl"]["AllowedPattern"], "https://cognito-idp.x.amazonaws.com/p")
+    assert not re.fullmatch(params["JwtIssuerUrl"]["AllowedPattern"], "http://insecure.example.com")
+
+
+def test_default_authorizer_is_the_jwt_authorizer(sam_template: dict[str, Any]) -> None:
+    auth = sam_template["Resources"]["Api"]["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "JwtAuthorizer"
+
+
+def test_predict_route_requires_jwt_and_scope(body: dict[str, Any]) -> None:
+    route = body["paths"]["/predict"]["post"]
+    assert route["security"] == [{"JwtAuthorizer": [{"Ref": "RequiredScope"}]}]
+    integration = route["x-amazon-apigateway-integration"]
+    assert integration["type"] == "aws_proxy"
+    assert integration["payloadFormatVersion"] == "2.0"
+    # API Gateway invokes the alias, never $LATEST.
+    assert "${PredictFunctionAliaslive}" in integration["uri"]["Fn::Sub"]
+
+
+def test_every_route_is_authorized(body: dict[str, Any]) -> None:
+    for path, methods in body["paths"].items():
+        for method, route in methods.items():
+            assert route.get("security"), f"{method.upper()} {path} has no authorizer"
+
+
+def test_only_predict_route_exists(body: dict[str, Any]) -> None:
+    assert {(p, m) for p, ms in body["paths"].items() for m in ms} == {("/predict", "post")}
+
+
+def test_lambda_permission_limited_to_route_and_alias(resources: dict[str, Any]) -> None:
+    _, permission = only(resources, "AWS::Lambda::Permission")
+    props = permission["Properties"]
+    assert props["Principal"] == "apigateway.amazonaws.com"
+    assert props["FunctionName"] == {"Ref": "PredictFunctionAliaslive"}
+    source_arn, variables = props["SourceArn"]["Fn::Sub"]
+    assert source_arn.endswith("${__ApiId__}/${__Stage__}/POST/predict")
+    assert variables["__ApiId__"] == {"Ref": "Api"}
+
+
+def test_default_route_throttling_from_parameters(stage: dict[str, Any], cfn: dict[str, Any]) -> None:
+    settings = stage["Properties"]["DefaultRouteSettings"]
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    assert cfn["Parameters"]["ApiThrottlingRateLimit"]["Default"] == 50
+    assert cfn["Parameters"]["ApiThrottlingBurstLimit"]["Default"] == 100
+
+
+def test_default_stage_auto_deploys(stage: dict[str, Any]) -> None:
+    assert stage["Properties"]["StageName"] == "$default"
+    assert stage["Properties"]["AutoDeploy"] is True
+    assert stage["Properties"]["ApiId"] == {"Ref": "Api"}
+
+
+def test_access_logs_go_to_a_log_group_with_retention(stage: dict[str, Any], resources: dict[str, Any]) -> None:
+    destination = stage["Properties"]["AccessLogSettings"]["DestinationArn"]
+    assert destination == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    group = resources["ApiAccessLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_access_log_format_is_json_with_supported_variables(stage: dict[str, Any]) -> None:
+    fmt: str = stage["Properties"]["AccessLogSettings"]["Format"]
+    variables = set(re.findall(r"\$context(?:\.[A-Za-z0-9]+)+", fmt))
+    unsupported = variables - HTTP_API_ACCESS_LOG_VARIABLES
+    assert not unsupported, f"not HTTP API access-log variables: {sorted(unsupported)}"
+    # Every variable sits inside a JSON string, so substituting sample values must give valid JSON.
+    record = json.loads(re.sub(r"\$context(?:\.[A-Za-z0-9]+)+", "x", fmt))
+    assert REQUIRED_ACCESS_LOG_FIELDS <= set(record)
+    assert "\n" not in fmt  # one line per request
