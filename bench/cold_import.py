@@ -55,7 +55,7 @@ def main() -> None:
     for label, extra in (("tracing enabled (as deployed)", {}),
                          ("tracing disabled (POWERTOOLS_TRACE_DISABLED)", {"POWERTOOLS_TRACE_DISABLED": "true"})):
         times = sorted(sample(extra) for _ in range(runs))
-        p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
         print(f"handler cold import, {label}: median {statistics.median(times):.0f} ms, p95 {p95:.0f} ms "
               f"(n={runs}, {sys.version.split()[0]})")
     print("largest cumulative imports (us):")

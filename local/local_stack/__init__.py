@@ -1,0 +1,10 @@
+"""The local stack: an HTTP API emulator (API Gateway HTTP API + JWT authorizer) that drives the unchanged
+Lambda handler, a development identity provider, and a SageMaker-compatible model server.
+
+Run it with ``python -m local_stack serve``; mint a token with ``python -m local_stack token``.
+"""
+
+from pathlib import Path
+
+#: The repository root (``local/local_stack/__init__.py`` → two levels up from ``local/``).
+REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,195 @@
+"""``python -m local_stack serve|token``.
+
+serve  starts the model server, a local DynamoDB (moto, for the per-user rate limiter) and the HTTP API
+       emulator (port 0 picks a free port; the real ones are printed), and stops them cleanly on Ctrl-C
+       or SIGTERM.
+token  prints a dev IdP access token, and nothing else, on stdout (``make token SUB=alice``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import boto3
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from . import REPO_ROOT
+from .api import (
+    ENDPOINT_NAME,
+    JWKS_PATH,
+    RATE_LIMIT_TABLE,
+    ROUTE_TABLE,
+    apply_environment,
+    create_app,
+    lambda_environment,
+    load_routes,
+)
+from .idp import AUDIENCE, DEFAULT_KEYS_DIR, DEFAULT_SUB, DEFAULT_TTL_S, ISSUER, PREDICT_SCOPE, load_or_create
+from .lambda_context import REGION
+
+SIDE_HOST = "127.0.0.1"  # the model server and DynamoDB serve only the local function
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m local_stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the local HTTP API and model server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000, help="HTTP API port (0: any free port)")
+    serve.add_argument("--model-port", type=int, default=8080, help="model server port (0: any free port)")
+    serve.add_argument("--model-dir", type=Path, default=REPO_ROOT / ".cache" / "model")
+    serve.add_argument("--keys-dir", type=Path, default=DEFAULT_KEYS_DIR)
+
+    token = commands.add_parser("token", help="print an access token of the dev identity provider")
+    token.add_argument("--sub", default=DEFAULT_SUB)
+    token.add_argument("--scope", default=PREDICT_SCOPE, help="space-separated scopes")
+    token.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, help="lifetime in seconds")
+    token.add_argument("--keys-dir", type=Path, default=DEFAULT_KEYS_DIR)
+    return parser.parse_args(argv)
+
+
+def print_token(args: argparse.Namespace) -> int:
+    print(load_or_create(args.keys_dir).mint(sub=args.sub, scope=args.scope, ttl_s=args.ttl))
+    return 0
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """The side servers do not log each request; the API's access log is the one to read."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+def start_model_server(model_dir: Path, port: int) -> tuple[BaseWSGIServer, str]:
+    # Imported here, not at the top: `token` must not need the model's dependencies (scikit-learn …).
+    from sentiment_model.runtime import load_model
+
+    from .model_server import create_app as create_model_app
+
+    model = load_model(model_dir)
+    app = create_model_app(model, ENDPOINT_NAME)
+    server = make_server(SIDE_HOST, port, app, threaded=True, request_handler=_QuietRequestHandler)
+    return server, str(getattr(model, "version", "unknown"))
+
+
+def start_dynamodb() -> BaseWSGIServer:
+    """moto's DynamoDB, in process: the per-user rate limiter runs its real code against it."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    app = DomainDispatcherApplication(create_backend_app)
+    return make_server(SIDE_HOST, 0, app, threaded=True, request_handler=_QuietRequestHandler)
+
+
+def create_rate_limit_table(dynamodb_url: str) -> None:
+    """The rate-limit table as the function expects it: key ``pk`` (S), TTL on ``expires_at``."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=dynamodb_url,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - moto's dummy credentials
+    )
+    client.create_table(
+        TableName=RATE_LIMIT_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(
+        TableName=RATE_LIMIT_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+
+def url_of(server: BaseWSGIServer, host: str = SIDE_HOST) -> str:
+    return f"http://{host}:{server.server_port}"
+
+
+def serve(args: argparse.Namespace) -> int:
+    if not args.model_dir.is_dir():
+        print(
+            f"error: no model artefact at {args.model_dir}; build it with "
+            "`python -m sentiment_model.build --out .cache/model` (make model)",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    stop = stop_on_signals()
+    model_server, model_version = start_model_server(args.model_dir, args.model_port)
+    dynamodb_server = start_dynamodb()
+    apply_environment(lambda_environment(url_of(model_server), url_of(dynamodb_server)))
+    idp = load_or_create(args.keys_dir)
+    api_server = make_server(args.host, args.port, create_app(load_routes(), idp), threaded=True)
+    servers = (model_server, dynamodb_server, api_server)
+    threads = start_serving(servers)
+    try:
+        create_rate_limit_table(url_of(dynamodb_server))
+        print_banner(url_of(api_server, args.host), url_of(model_server), url_of(dynamodb_server), model_version)
+        stop.wait()
+        print("stopping", flush=True)
+    finally:
+        stop_serving(servers, threads)
+    return 0
+
+
+def print_banner(api_url: str, model_url: str, dynamodb_url: str, model_version: str) -> None:
+    routes = ", ".join(f"{spec.method} {spec.path}" for spec in ROUTE_TABLE)
+    print(
+        f"API: {api_url}  ({routes}; GET {JWKS_PATH})\n"
+        f"MODEL: {model_url}  (endpoint {ENDPOINT_NAME}, model version {model_version})\n"
+        f"DYNAMODB: {dynamodb_url}  (table {RATE_LIMIT_TABLE}, in memory)\n"
+        f"ISSUER: {ISSUER}  (audience {AUDIENCE}, scope {PREDICT_SCOPE})\n"
+        "token: make token SUB=alice   (or: python -m local_stack token --sub alice)\n"
+        f'try:   curl -s {api_url}/predict -H "Authorization: Bearer $(make -s token)" '
+        "-H 'content-type: application/json' -d '{\"text\": \"I love it\"}'",
+        flush=True,
+    )
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT (Ctrl-C) or SIGTERM."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    return stop
+
+
+def start_serving(servers: Sequence[BaseWSGIServer]) -> list[threading.Thread]:
+    threads = [
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"serve:{server.server_port}")
+        for server in servers
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def stop_serving(servers: Sequence[BaseWSGIServer], threads: Sequence[threading.Thread]) -> None:
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    for thread in threads:
+        thread.join()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return serve(args) if args.command == "serve" else print_token(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

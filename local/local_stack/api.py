@@ -1,0 +1,311 @@
+"""A WSGI app that answers like an API Gateway HTTP API with a JWT authorizer and Lambda proxy
+integrations (payload format 2.0), invoking the unchanged handlers under ``functions/``.
+
+Per request: match the route (404 ``{"message":"Not Found"}`` for an unknown path or method), run the
+JWT authorizer (401/403), build the 2.0 event, invoke the handler with a LambdaContext (one invocation
+at a time, like one warm Lambda instance), and turn its result into HTTP by the 2.0 response rules. A
+handler that raises, or returns something API Gateway could not read, gives 500
+``{"message":"Internal Server Error"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request, Response
+
+from . import REPO_ROOT
+from .authorizer import AuthorizerConfig, Denied, authorize
+from .events import HttpRequest, build_event
+from .idp import AUDIENCE, PREDICT_SCOPE, DevIdentityProvider
+from .lambda_context import REGION, new_context
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+JWKS_PATH = "/.well-known/jwks.json"
+ENDPOINT_NAME = "sentiment-local"
+RATE_LIMIT_TABLE = "sentiment-local-rate-limits"
+NO_AWS_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, a call fails at once
+#: The HTTP API payload quota (10 MB); larger requests never reach the function.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+#: Where the shared layer's code lives; the Lambda runtime has it on sys.path as /opt/python.
+LAYER_DIRS = (REPO_ROOT / "layers" / "common",)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One row of the route table: ``METHOD /path`` → ``functions/<name>/app.py`` ``lambda_handler``."""
+
+    method: str
+    path: str
+    code: str
+    scopes: tuple[str, ...] = ()
+
+    @property
+    def function_dir(self) -> str:
+        return Path(self.code).parent.name
+
+    @property
+    def function_name(self) -> str:
+        """``sentiment-api-PredictFunction``: stack name + the template's logical id."""
+        return f"sentiment-api-{self.function_dir.capitalize()}Function"
+
+
+#: The routes of template.yaml's HTTP API. A new function is one line here.
+ROUTE_TABLE: tuple[RouteSpec, ...] = (
+    RouteSpec("POST", "/predict", "functions/predict/app.py", scopes=(PREDICT_SCOPE,)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    function_name: str
+    handler: Handler
+    scopes: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+# ---- the function runtime ---------------------------------------------------------------------------
+def lambda_environment(model_url: str, dynamodb_url: str) -> dict[str, str]:
+    """The function's environment for local runs: the template's variables, boto3 endpoint overrides for
+    the two services the function calls, and dummy credentials, so nothing reaches AWS."""
+    return {
+        "SAGEMAKER_ENDPOINT_NAME": ENDPOINT_NAME,
+        "STAGE": "local",
+        "POWERTOOLS_SERVICE_NAME": "sentiment-api",
+        "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "RATE_LIMIT_TABLE_NAME": RATE_LIMIT_TABLE,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        # Any other AWS service the code may call gets a closed local port instead of AWS.
+        "AWS_ENDPOINT_URL": NO_AWS_URL,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",  # a dummy: boto3 never looks for real ones
+    }
+
+
+#: Variables that would make boto3 look for, or use, a real AWS identity.
+_AWS_IDENTITY_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def apply_environment(env: Mapping[str, str]) -> None:
+    """Sets the function environment in this process (before the handler module is imported)."""
+    for name in _AWS_IDENTITY_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ.update(env)
+
+
+def load_handler(code: Path, module_name: str, attribute: str = "lambda_handler") -> Handler:
+    """Imports a handler file by path, with its folder and the layer on sys.path, as the runtime does."""
+    for directory in (code.parent, *LAYER_DIRS):
+        if str(directory) not in sys.path:
+            sys.path.append(str(directory))
+    spec = importlib.util.spec_from_file_location(module_name, code)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load a Python module from {code}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    handler: Handler = getattr(module, attribute)
+    return handler
+
+
+def load_routes(table: Iterable[RouteSpec] = ROUTE_TABLE, root: Path = REPO_ROOT) -> list[Route]:
+    return [
+        Route(
+            method=spec.method,
+            path=spec.path,
+            function_name=spec.function_name,
+            handler=load_handler(root / spec.code, f"{spec.function_dir}_app"),
+            scopes=spec.scopes,
+        )
+        for spec in table
+    ]
+
+
+# ---- HTTP ⇄ Lambda ----------------------------------------------------------------------------------
+class MalformedResponse(ValueError):
+    """The function returned something API Gateway would answer with 500."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def http_result(result: Any) -> HttpResult:
+    """Payload 2.0 response rules: an object with ``statusCode`` is read field by field; any other valid
+    JSON value is a 200 ``application/json`` whose body is that value (a string as-is, the rest as JSON)."""
+    if isinstance(result, dict) and "statusCode" in result:
+        return _structured_result(result)
+    if isinstance(result, str):
+        body = result
+    else:
+        try:
+            body = json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            raise MalformedResponse(f"the function returned a value that is not JSON: {exc}") from None
+    return HttpResult(HTTPStatus.OK, [("content-type", "application/json")], body.encode("utf-8"))
+
+
+def _structured_result(result: Mapping[str, Any]) -> HttpResult:
+    status = result["statusCode"]
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise MalformedResponse(f"statusCode must be an HTTP status code, not {status!r}")
+    headers = [(name, _header_value(name, value)) for name, value in (result.get("headers") or {}).items()]
+    cookies = result.get("cookies") or []
+    if not isinstance(cookies, list) or not all(isinstance(cookie, str) for cookie in cookies):
+        raise MalformedResponse("cookies must be a list of strings")
+    headers += [("set-cookie", cookie) for cookie in cookies]
+    return HttpResult(status, headers, _body_bytes(result.get("body"), result.get("isBase64Encoded", False)))
+
+
+def _header_value(name: Any, value: Any) -> str:
+    if not isinstance(name, str) or isinstance(value, dict | list) or value is None:
+        raise MalformedResponse(f"header {name!r} must map a name to a scalar value")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _body_bytes(body: Any, is_base64_encoded: Any) -> bytes:
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise MalformedResponse(f"body must be a string, not {type(body).__name__}")
+    if is_base64_encoded is not True:
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedResponse("isBase64Encoded is true but body is not base64") from None
+
+
+def http_request(request: Request, body: bytes) -> HttpRequest:
+    raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+    return HttpRequest(
+        method=request.method,
+        raw_path=raw_uri.split("?", 1)[0],
+        raw_query=request.query_string.decode("latin-1"),
+        headers=list(request.headers.items()),
+        body=body,
+        source_ip=request.remote_addr or "127.0.0.1",
+        protocol=request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+    )
+
+
+def new_request_id() -> str:
+    """Shaped like API Gateway's ``apigw-requestid`` (e.g. ``Mc7UVioPPHcEKPA=``)."""
+    return base64.b64encode(os.urandom(10)).decode("ascii")
+
+
+# ---- the app ----------------------------------------------------------------------------------------
+class _Response(Response):
+    default_mimetype = None  # API Gateway adds no content type the function did not set
+
+
+class _Request(Request):
+    max_content_length = MAX_PAYLOAD_BYTES
+
+
+def message_response(status: HTTPStatus, message: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    body = json.dumps({"message": message}, separators=(",", ":"))
+    return _Response(body, status=status, headers=[("content-type", "application/json"), *headers])
+
+
+def denied_response(denied: Denied) -> Response:
+    body = json.dumps(denied.body, separators=(",", ":"))
+    headers = [("content-type", "application/json"), ("www-authenticate", denied.www_authenticate)]
+    return _Response(body, status=denied.status, headers=headers)
+
+
+@dataclass
+class ApiEmulator:
+    routes: Mapping[tuple[str, str], Route]
+    authorizer: AuthorizerConfig
+    jwks: Mapping[str, Any]
+    clock: Callable[[], float] = time.time
+    _instance: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        response = self.dispatch(_Request(environ))
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == JWKS_PATH:
+            return _Response(json.dumps(self.jwks), headers=[("content-type", "application/json")])
+        route = self.routes.get((request.method, request.path))
+        if route is None:
+            return message_response(HTTPStatus.NOT_FOUND, "Not Found")
+        try:
+            body = request.get_data()
+        except RequestEntityTooLarge:
+            return message_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
+        now = self.clock()
+        auth = authorize(request.headers.get("Authorization"), route.scopes, self.authorizer, now)
+        if isinstance(auth, Denied):
+            return denied_response(auth)
+        request_id = new_request_id()
+        event = build_event(http_request(request, body), route.key, auth, request_id, now)
+        response = self.invoke(route, event)
+        response.headers["apigw-requestid"] = request_id
+        return response
+
+    def invoke(self, route: Route, event: dict[str, Any]) -> Response:
+        context = new_context(route.function_name)
+        with self._instance:
+            try:
+                result = route.handler(event, context)
+            except Exception:  # API Gateway answers 500 to any function error; logged in full
+                log.exception("%s failed (request %s)", route.function_name, context.aws_request_id)
+                return message_response(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
+        try:
+            result_http = http_result(result)
+        except MalformedResponse as exc:
+            log.error("%s returned a malformed response: %s", route.function_name, exc)
+            return message_response(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
+        return _Response(result_http.body, status=result_http.status, headers=result_http.headers)
+
+
+def authorizer_config(idp: DevIdentityProvider) -> AuthorizerConfig:
+    """The JWT authorizer of the template, pointed at the dev IdP instead of Cognito."""
+    return AuthorizerConfig(issuer=idp.issuer, audiences=frozenset({AUDIENCE}), keys=idp.public_keys())
+
+
+def create_app(
+    routes: Iterable[Route],
+    idp: DevIdentityProvider,
+    clock: Callable[[], float] = time.time,
+) -> ApiEmulator:
+    return ApiEmulator(
+        routes={(route.method, route.path): route for route in routes},
+        authorizer=authorizer_config(idp),
+        jwks=idp.jwks(),
+        clock=clock,
+    )

@@ -1,0 +1,179 @@
+"""Fixtures of the local-stack tests: dev identity providers, tokens, and the whole stack as a subprocess
+(started once per session on free ports, torn down at the end)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from local_stack.idp import DEFAULT_TTL_S, PREDICT_SCOPE, DevIdentityProvider, load_or_create
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_DIR = ROOT / ".cache" / "model"
+STARTUP_TIMEOUT_S = 120.0
+BUILD_TIMEOUT_S = 900.0
+_API_LINE = re.compile(r"^API: (http://\S+)", re.MULTILINE)
+_MODEL_LINE = re.compile(r"^MODEL: (http://\S+)", re.MULTILINE)
+
+
+@pytest.fixture(scope="session")
+def idp_keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keys of this test session (the developer's .local-stack/keys is not touched)."""
+    return tmp_path_factory.mktemp("idp-keys")
+
+
+@pytest.fixture(scope="session")
+def idp(idp_keys_dir: Path) -> DevIdentityProvider:
+    """The dev IdP the stacks under test trust."""
+    return load_or_create(idp_keys_dir)
+
+
+@pytest.fixture(scope="session")
+def other_idp(tmp_path_factory: pytest.TempPathFactory) -> DevIdentityProvider:
+    """Another IdP with the same issuer and audience but its own key: a forger."""
+    return load_or_create(tmp_path_factory.mktemp("forger-keys"))
+
+
+@pytest.fixture
+def token(idp: DevIdentityProvider) -> Callable[..., str]:
+    """token(sub="alice", scope=..., ttl_s=...) -> a valid access token of the session's dev IdP."""
+
+    def mint(sub: str = "e2e-user", scope: str = PREDICT_SCOPE, ttl_s: int = DEFAULT_TTL_S) -> str:
+        return idp.mint(sub=sub, scope=scope, ttl_s=ttl_s)
+
+    return mint
+
+
+# ---- the whole stack ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunningStack:
+    api_url: str
+    model_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", errors="replace")
+
+    def stop(self) -> int:
+        return stop(self.process)
+
+
+def _missing_parts() -> list[str]:
+    needed = {
+        "functions/predict/app.py": (ROOT / "functions" / "predict" / "app.py").is_file(),
+        "local_stack.model_server": _module_exists("local_stack.model_server"),
+        "sentiment_model.runtime": _module_exists("sentiment_model.runtime"),
+        "sentiment_model.build": _module_exists("sentiment_model.build"),
+    }
+    return [name for name, present in needed.items() if not present]
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _stack_env() -> dict[str, str]:
+    paths = [str(ROOT / "local"), str(ROOT / "layers" / "common"), str(ROOT / "model")]
+    inherited = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, *([inherited] if inherited else [])])}
+
+
+def _ensure_model_artefact() -> Path:
+    if MODEL_DIR.is_dir() and any(MODEL_DIR.iterdir()):
+        return MODEL_DIR
+    subprocess.run(
+        [sys.executable, "-m", "sentiment_model.build", "--out", str(MODEL_DIR)],
+        cwd=ROOT,
+        env=_stack_env(),
+        check=True,
+        timeout=BUILD_TIMEOUT_S,
+    )
+    return MODEL_DIR
+
+
+def _wait_for_banner(process: subprocess.Popen[bytes], log_path: Path) -> tuple[str, str]:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        text = log_path.read_text("utf-8", errors="replace")
+        api, model = _API_LINE.search(text), _MODEL_LINE.search(text)
+        if api and model:
+            return api.group(1), model.group(1)
+        if process.poll() is not None:
+            pytest.fail(f"the local stack exited with {process.returncode} during start-up:\n{text}")
+        time.sleep(0.1)
+    pytest.fail(f"the local stack did not print its URLs within {STARTUP_TIMEOUT_S} s:\n{text}")
+
+
+def _wait_until_serving(url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/.well-known/jwks.json", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{url} did not answer within {STARTUP_TIMEOUT_S} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, as a service manager would send it (SIGKILL after 15 s); returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+@contextmanager
+def _running_stack(keys_dir: Path, log_path: Path) -> Iterator[RunningStack]:
+    missing = _missing_parts()
+    if missing:
+        pytest.skip(f"the local stack is not complete yet; missing: {', '.join(missing)}")
+    model_dir = _ensure_model_artefact()
+    command = [sys.executable, "-m", "local_stack", "serve", "--port", "0", "--model-port", "0",
+               "--model-dir", str(model_dir), "--keys-dir", str(keys_dir)]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=_stack_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        api_url, model_url = _wait_for_banner(process, log_path)
+        _wait_until_serving(api_url)
+        yield RunningStack(api_url, model_url, process, log_path)
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="session")
+def start_stack(
+    idp_keys_dir: Path, idp: DevIdentityProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], AbstractContextManager[RunningStack]]:
+    """start_stack() -> a context manager running one stack (on free ports) that trusts the session's IdP."""
+
+    def start() -> AbstractContextManager[RunningStack]:
+        return _running_stack(idp_keys_dir, tmp_path_factory.mktemp("stack") / "stack.log")
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def local_stack(start_stack: Callable[[], AbstractContextManager[RunningStack]]) -> Iterator[RunningStack]:
+    """The whole local stack (model server + HTTP API + real handler), shared by every e2e test."""
+    with start_stack() as stack:
+        yield stack
