@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.template.cfn_helpers import as_list, contains_wildcard, of_type, only, policy_statements, resolve_sub
+from tests.template.cfn_helpers import as_list, contains_wildcard, of_type, policy_statements, resolve_sub
 from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT, TEST_PARAMETERS
 
 ALLOWED_MANAGED_POLICIES = {
@@ -178,10 +178,15 @@ def test_role_is_assumed_by_lambda_only(role: dict[str, Any]) -> None:
     assert as_list(statement["Action"]) == ["sts:AssumeRole"]
 
 
-def test_no_other_iam_policy_resources(resources: dict[str, Any]) -> None:
+def test_no_other_iam_policy_resources(resources: dict[str, Any], function: dict[str, Any]) -> None:
     for rtype in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
         assert not of_type(resources, rtype), rtype
-    only(resources, "AWS::IAM::Role")
+    # The predict function has a role of its own, shared with nothing else (other roles are checked by the
+    # deployment, observability, pipeline and security tests).
+    assert function["Properties"]["Role"] == {"Fn::GetAtt": ["PredictFunctionRole", "Arn"]}
+    users = [lid for lid, res in resources.items()
+             if res.get("Properties", {}).get("Role") == {"Fn::GetAtt": ["PredictFunctionRole", "Arn"]}]
+    assert users == ["PredictFunction"]
 
 
 def test_endpoint_name_must_be_lower_case(cfn: dict[str, Any]) -> None:

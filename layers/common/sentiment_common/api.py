@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from .correlation import HEADER as CORRELATION_HEADER
 from .correlation import correlation_id_from_event
 from .errors import ApiError, NotFound, RateLimited, RateLimiterDown, Unauthenticated
-from .observability import MetricUnit, count, logger, metrics
+from .observability import MetricUnit, add_version_dimension_set, count, logger, metrics
 from .ratelimit import RateLimiter, RateLimiterUnavailable
 
 JSON = "application/json"
@@ -111,11 +111,13 @@ def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> 
 
 
 def record_request(status: int, latency_ms: float) -> None:
-    """Request count, latency and 4xx/5xx as 0/1 samples, so Average is the error ratio."""
+    """Request count, latency and 4xx/5xx as 0/1 samples, so Average is the error ratio. Published per
+    Stage and, for the canary comparison, per Stage + FunctionVersion (same EMF blob)."""
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
     metrics.add_metric(name="4xx", unit=MetricUnit.Count, value=1 if 400 <= status < 500 else 0)
     metrics.add_metric(name="5xx", unit=MetricUnit.Count, value=1 if status >= 500 else 0)
+    add_version_dimension_set()
 
 
 def require_subject(app: APIGatewayHttpResolver) -> str:

@@ -6,6 +6,7 @@ library the SDK knows about. POWERTOOLS_TRACE_DISABLED=true (local stack, tests)
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,27 @@ logger = Logger(log_uncaught_exceptions=False)
 metrics = Metrics()
 tracer = Tracer(patch_modules=("botocore",))
 
-__all__ = ["MetricUnit", "count", "logger", "metrics", "timed", "tracer"]
+__all__ = [
+    "MetricUnit", "add_version_dimension_set", "count", "function_version", "logger", "metrics", "timed", "tracer",
+]
+
+# Set by the Lambda runtime in every execution environment: the published version number ("7") when the
+# function runs through the alias `live` or a qualified ARN, "$LATEST" when invoked unqualified.
+FUNCTION_VERSION_ENV = "AWS_LAMBDA_FUNCTION_VERSION"
+
+
+def function_version() -> str | None:
+    """The Lambda version this code runs as, or None outside Lambda (tests, local stack)."""
+    return os.environ.get(FUNCTION_VERSION_ENV) or None
+
+
+def add_version_dimension_set() -> None:
+    """Also publishes the current EMF blob's metrics per function version (a second dimension set
+    Stage + FunctionVersion in the same blob: no extra log line). The canary rules compare the new
+    version with the stable one on these (sentiment_common.canary); outside Lambda nothing is added."""
+    version = function_version()
+    if version is not None:
+        metrics.add_dimensions(FunctionVersion=version)
 
 
 def count(name: str, dimension: str, value: str) -> None:

@@ -1,0 +1,40 @@
+# shellcheck shell=bash
+# Shared by deploy/*.sh (sourced, not executed): the environment's stack name from samconfig.toml and a
+# reader for the stack's outputs. Needs: aws CLI, credentials for the target account.
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export REPO_ROOT
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+# require_env <env>: dev or prod (the [dev.*] / [prod.*] sections of samconfig.toml)
+require_env() {
+  case "${1:-}" in
+    dev | prod) ;;
+    *) die "environment must be dev or prod, got '${1:-}'" ;;
+  esac
+}
+
+# stack_name <env>: stack_name of [<env>.deploy.parameters] in samconfig.toml
+stack_name() {
+  local name
+  name=$(sed -n "/^\[$1\.deploy\.parameters\]/,/^\[/s/^stack_name = \"\(.*\)\"$/\1/p" "$REPO_ROOT/samconfig.toml")
+  [[ -n "$name" ]] || die "no stack_name in [$1.deploy.parameters] of samconfig.toml"
+  echo "$name"
+}
+
+# region <env>: region of [<env>.deploy.parameters] in samconfig.toml (AWS_REGION wins when set)
+region() {
+  local name
+  name=$(sed -n "/^\[$1\.deploy\.parameters\]/,/^\[/s/^region = \"\(.*\)\"$/\1/p" "$REPO_ROOT/samconfig.toml")
+  echo "${AWS_REGION:-${name:-us-east-1}}"
+}
+
+# output <stack> <OutputKey>: one output value of the deployed stack
+output() {
+  aws cloudformation describe-stacks --stack-name "$1" \
+    --query "Stacks[0].Outputs[?OutputKey=='$2'].OutputValue" --output text
+}

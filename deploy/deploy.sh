@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Validate, build and deploy one environment with its samconfig.toml settings, then show where to watch.
+#
+#   deploy/deploy.sh <dev|prod> [extra `sam deploy` arguments]
+#
+# `sam deploy` returns when CloudFormation is done, and CloudFormation waits for the CodeDeploy canary of
+# the predict function (PreTraffic hook, 10 % for 5 minutes, PostTraffic hook: about 10 minutes). A failed
+# canary rolls the stack update back and this script exits non-zero. deploy/README.md: how a release goes.
+set -euo pipefail
+# shellcheck source=deploy/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+env=${1:-}
+require_env "$env"
+shift
+stack=$(stack_name "$env")
+export AWS_REGION
+AWS_REGION=$(region "$env")
+
+# CodeDeploy may invoke only hooks named CodeDeployHook_*; the longest, CodeDeployHook_<stack>-post, must
+# fit Lambda's 64-character function-name limit.
+hook="CodeDeployHook_${stack}-post"
+((${#hook} <= 64)) || die "stack name '$stack' is too long: hook name '$hook' exceeds 64 characters"
+
+cd "$REPO_ROOT"
+SAM=${SAM:-sam}
+if ! command -v "$SAM" >/dev/null && [[ -x .venv-sam/bin/sam ]]; then
+  SAM=.venv-sam/bin/sam
+fi
+# `sam build` needs a real python3.12 on PATH (the layer is built with it).
+if python312=$(scripts/find-python.sh 3.12 2>/dev/null); then
+  PATH="$(dirname "$python312"):$PATH"
+fi
+
+echo "==> $stack ($AWS_REGION): validate"
+"$SAM" validate --lint --config-env "$env"
+echo "==> build"
+"$SAM" build --config-env "$env"
+echo "==> deploy (watch the canary with: deploy/status.sh $env)"
+"$SAM" deploy --config-env "$env" "$@"
+
+echo "==> deployed"
+echo "dashboard: $(output "$stack" DashboardUrl)"
+echo "alias live: version $(aws lambda get-alias --function-name "$(output "$stack" PredictFunctionName)" \
+  --name live --query FunctionVersion --output text)"
