@@ -3,10 +3,22 @@ imported only when an artefact of that format is loaded.
 
 An artefact directory holds ``manifest.json`` plus the files its ``format`` names. Common manifest fields:
 ``format``, ``version``, ``labels``. Each format registers a loader with :func:`register_format`; callers only
-see :class:`SentimentModel`, so a new format (for example ``onnx-minilm-int8-v1``: an int8 ONNX encoder +
-tokenizer files + head, run with onnxruntime) is one more loader function here and no change elsewhere.
+see :class:`SentimentModel`, so a new format is one more loader function here and no change elsewhere.
 
 Formats:
+
+``onnx-transformer-v1``
+    A fine-tuned transformer encoder + classification head exported to ONNX (``files.model``, dynamically
+    int8-quantised) and its Hugging Face ``tokenizers`` file (``files.tokenizer``); the manifest pins both
+    (``model_sha256``, ``tokenizer_sha256``) and ``max_length`` (tokens; longer texts are truncated). The graph
+    takes ``input_ids`` and ``attention_mask`` (int64, ``[batch, sequence]``) and returns ``logits``
+    (``[batch, len(labels)]``) that are already temperature-scaled, so their softmax is the calibrated
+    probability. Runs with onnxruntime + tokenizers only (no torch). Both files are read once, hashed, and the
+    verified bytes are what onnxruntime and the tokenizer are built from (no second read of the files).
+    Threads: ``SENTIMENT_MODEL_THREADS`` (onnxruntime ``intra_op_num_threads``, default
+    :data:`DEFAULT_ONNX_THREADS`). Texts per graph run: ``SENTIMENT_MODEL_BATCH`` (default
+    :data:`DEFAULT_ONNX_BATCH`; larger batches are length-sorted and padded to their longest sequence, faster
+    in bulk, but dynamic int8 quantisation then makes a text's probabilities depend slightly on its batch).
 
 ``skops-sklearn-v1``
     ``model.skops``: a scikit-learn ``Pipeline`` in the skops format, whose sha256 the manifest pins
@@ -19,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import zipfile
 from collections.abc import Callable, Sequence
@@ -30,6 +43,17 @@ import numpy as np
 
 MANIFEST_FILENAME = "manifest.json"
 FORMAT_SKOPS_SKLEARN_V1 = "skops-sklearn-v1"
+FORMAT_ONNX_TRANSFORMER_V1 = "onnx-transformer-v1"
+ONNX_THREADS_ENV = "SENTIMENT_MODEL_THREADS"
+ONNX_BATCH_ENV = "SENTIMENT_MODEL_BATCH"
+# Measured on the 2-core development machine (bench/model_latency.py, single text): see docs/model-card.md.
+DEFAULT_ONNX_THREADS = 1
+# One text per graph run by default: the int8 graph quantises activations dynamically, with one scale per
+# tensor, so in a padded batch a text's logits depend on its companions (about 3% of vader_test labels change
+# between batch sizes 1 and 256). Batch 1 makes every answer a function of the text alone, as the API serves it.
+DEFAULT_ONNX_BATCH = 1
+ONNX_INPUTS = ("input_ids", "attention_mask")
+ONNX_OUTPUT = "logits"
 SKOPS_MODEL_FILENAME = "model.skops"
 
 # Every type a ``skops-sklearn-v1`` artefact may contain. The archive's schema is audited against this
@@ -123,7 +147,11 @@ def load_model(path: str | Path) -> SentimentModel:
 
 
 def _artefact_file(path: Path, manifest: dict[str, Any], name_key: str, sha_key: str) -> bytes:
-    name = manifest.get(name_key)
+    return _verified_file(path, manifest.get(name_key), name_key, manifest, sha_key)
+
+
+def _verified_file(path: Path, name: Any, name_key: str, manifest: dict[str, Any], sha_key: str) -> bytes:
+    """The bytes of ``path/name``, after checking ``name`` is a plain file name and the sha256 is pinned."""
     if not isinstance(name, str) or not _FILE_NAME.match(name):
         raise ModelArtifactError(f"{path}: manifest {name_key!r} must be a plain file name, got {name!r}")
     expected = manifest.get(sha_key)
@@ -206,3 +234,145 @@ def _load_skops_sklearn(path: Path, manifest: dict[str, Any]) -> SentimentModel:
         estimator=estimator,
         _columns=tuple(classes.index(label) for label in labels),
     )
+
+
+# --- onnx-transformer-v1 --------------------------------------------------------------------------------
+
+
+def _env_int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ModelArtifactError(f"{name}={raw!r}: expected an integer in [{low}, {high}]") from None
+    if not low <= value <= high:
+        raise ModelArtifactError(f"{name}={value}: expected an integer in [{low}, {high}]")
+    return value
+
+
+def _safe_text(text: str) -> str:
+    """Unpaired UTF-16 surrogates (``"\\ud800"`` in JSON) cannot cross into the Rust tokenizer: replace them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace").decode("utf-8")
+    return text
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (numerically stable)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def _pad(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    width = max(1, max(len(e.ids) for e in encodings))
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    for i, e in enumerate(encodings):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.attention_mask)] = e.attention_mask
+    return ids, mask
+
+
+@dataclass(frozen=True, slots=True)
+class OnnxTransformerModel:
+    """Tokenise (truncating to ``max_length`` tokens), run the ONNX graph ``batch_size`` texts at a time
+    (batches larger than one are length-sorted and padded with 0 to their longest sequence), softmax the
+    (already temperature-scaled) logits."""
+
+    labels: tuple[str, ...]
+    version: str
+    session: Any
+    tokenizer: Any
+    max_length: int
+    batch_size: int
+    threads: int
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``input_ids`` and ``attention_mask`` (int64), padded with 0 to the longest sequence of ``texts``."""
+        return _pad(self.tokenizer.encode_batch([_safe_text(t) for t in texts]))
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("texts must be strings")
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self.tokenizer.encode_batch([_safe_text(t) for t in texts])
+        order = list(range(len(texts)))
+        if self.batch_size > 1 and len(texts) > self.batch_size:  # similar lengths together: less padding
+            order.sort(key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            ids, mask = _pad([encodings[i] for i in idx])
+            (logits,) = self.session.run([ONNX_OUTPUT], {"input_ids": ids, "attention_mask": mask})
+            out[idx] = logits
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.logits(texts))
+
+
+@register_format(FORMAT_ONNX_TRANSFORMER_V1)
+def _load_onnx_transformer(path: Path, manifest: dict[str, Any]) -> SentimentModel:
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ModelArtifactError(f"{path}: manifest 'files' must be an object with 'model' and 'tokenizer'")
+    model_bytes = _verified_file(path, files.get("model"), "files.model", manifest, "model_sha256")
+    tokenizer_bytes = _verified_file(path, files.get("tokenizer"), "files.tokenizer", manifest, "tokenizer_sha256")
+    max_length = manifest.get("max_length")
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or not 8 <= max_length <= 512:
+        raise ModelArtifactError(f"{path}: manifest 'max_length' must be an integer in [8, 512], got {max_length!r}")
+    labels = tuple(manifest["labels"])
+    threads = _env_int(ONNX_THREADS_ENV, DEFAULT_ONNX_THREADS, 1, 64)
+    batch_size = _env_int(ONNX_BATCH_ENV, DEFAULT_ONNX_BATCH, 1, 1024)
+
+    import onnxruntime as ort  # deferred: only this format needs onnxruntime and tokenizers
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_str(tokenizer_bytes.decode("utf-8"))
+    except Exception as exc:  # tokenizers raises its own Exception subclass for any malformed file
+        raise ModelArtifactError(f"{path}: tokenizer file could not be loaded: {exc}") from exc
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.no_padding()
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    try:
+        session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several types (Fail, InvalidGraph, ...) for a bad model
+        raise ModelArtifactError(f"{path}: model file could not be loaded by onnxruntime: {exc}") from exc
+    inputs = tuple(i.name for i in session.get_inputs())
+    outputs = {o.name: o for o in session.get_outputs()}
+    if sorted(inputs) != sorted(ONNX_INPUTS) or ONNX_OUTPUT not in outputs:
+        raise ModelArtifactError(
+            f"{path}: the graph must take {list(ONNX_INPUTS)} and return {ONNX_OUTPUT!r}; "
+            f"it takes {list(inputs)} and returns {sorted(outputs)}"
+        )
+    width = outputs[ONNX_OUTPUT].shape[-1] if outputs[ONNX_OUTPUT].shape else None
+    if isinstance(width, int) and width != len(labels):
+        raise ModelArtifactError(f"{path}: the graph returns {width} logits for {len(labels)} labels")
+    model = OnnxTransformerModel(
+        labels=labels,
+        version=manifest["version"],
+        session=session,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        batch_size=batch_size,
+        threads=threads,
+    )
+    probe = model.logits(["ok"])  # fails now, at load time, rather than on the first request
+    if probe.shape != (1, len(labels)) or not np.all(np.isfinite(probe)):
+        raise ModelArtifactError(f"{path}: the graph returned {probe.shape} non-finite or misshaped logits")
+    return model

@@ -146,7 +146,8 @@ def test_unknown_formats_are_refused_with_a_clear_error(artefact: Path, fmt):
     m["format"] = fmt
     write_manifest(artefact, m)
 
-    with pytest.raises(ModelArtifactError, match=r"unsupported artefact format .*supports \['skops-sklearn-v1'\]"):
+    supported = r"supports \['onnx-transformer-v1', 'skops-sklearn-v1'\]"
+    with pytest.raises(ModelArtifactError, match=rf"unsupported artefact format .*{supported}"):
         load_model(artefact)
 
 
