@@ -6,7 +6,9 @@ SHELL := /bin/bash
 VENV      := .venv
 PY        := $(VENV)/bin/python
 SAM       := .venv-sam/bin/sam
-MODEL_DIR ?= .cache/model
+# The served model: the shipped fine-tuned MiniLM (int8 ONNX). BASELINE_DIR: the TF-IDF model built here.
+MODEL_DIR ?= model/artefacts/minilm-sentiment
+BASELINE_DIR ?= .cache/model
 PORT      ?= 3000
 MODEL_PORT ?= 8080
 SUB       ?= alice
@@ -17,7 +19,8 @@ export PATH := $(PY312_DIR):$(PATH)
 export PYTHONPATH := layers/common:local:model
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv venv-sam model run token test check lint types validate build bench diagram clean
+.PHONY: help venv venv-sam venv-checkov node model run token test check lint types validate build bench eval \
+	governance diagram clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,16 +31,22 @@ venv: ## create/refresh .venv (Python 3.12, pinned requirements)
 venv-sam: ## create/refresh .venv-sam (SAM CLI)
 	@scripts/bootstrap.sh sam
 
-model: venv ## build the model artefact from the pinned dataset package if it is missing
-	@$(PY) -m sentiment_model.build --out $(MODEL_DIR) --if-missing
+venv-checkov: ## create/refresh .venv-checkov (checkov policy scanner)
+	@scripts/bootstrap.sh checkov
 
-run: model ## start the local stack: HTTP API on :$(PORT) (JWT checked) -> predict handler -> model server
+node: ## install the pinned Node tooling (asl-validator) from package-lock.json
+	@[ -x node_modules/.bin/asl-validator ] || npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+model: venv ## build the TF-IDF baseline model (.cache/model) from the pinned dataset package if missing
+	@$(PY) -m sentiment_model.build --out $(BASELINE_DIR) --if-missing
+
+run: venv ## start the local stack: HTTP API on :$(PORT) (JWT checked) -> predict handler -> model server
 	@$(PY) -m local_stack serve --port $(PORT) --model-port $(MODEL_PORT) --model-dir $(MODEL_DIR)
 
 token: venv ## print a development bearer token (SUB=alice selects the user)
 	@$(PY) -m local_stack token --sub $(SUB)
 
-test: venv venv-sam model ## set up from scratch and run every check and test (what CI runs)
+test: venv venv-sam venv-checkov node model ## set up from scratch and run every check and test (what CI runs)
 	@$(MAKE) --no-print-directory lint types
 	@$(PY) -m pytest -q
 
@@ -48,7 +57,7 @@ lint: venv ## ruff + cfn-lint on the SAM template
 	@$(VENV)/bin/cfn-lint template.yaml
 
 types: venv ## mypy on the shipped code
-	@$(VENV)/bin/mypy layers/common/sentiment_common functions local/local_stack model/sentiment_model
+	@$(VENV)/bin/mypy layers/common/sentiment_common functions local/local_stack model/sentiment_model governance
 
 validate: venv-sam ## sam validate --lint (no credentials needed)
 	@$(SAM) validate --lint --region $(REGION)
@@ -56,10 +65,18 @@ validate: venv-sam ## sam validate --lint (no credentials needed)
 build: venv-sam ## sam build (into .aws-sam/)
 	@$(SAM) build
 
-bench: model ## benchmarks that print figures (cold import, model latency, local API latency)
+bench: venv ## benchmarks that print figures (cold import, model latency, local API latency)
 	@$(PY) bench/cold_import.py
-	@$(PY) bench/model_latency.py --model-dir $(MODEL_DIR)
+	@$(PY) bench/model_latency.py
 	@$(PY) bench/local_latency.py --model-dir $(MODEL_DIR)
+
+eval: model ## evaluate the shipped model, the TF-IDF baseline and the lexicons on every held-out set
+	@$(PY) -m sentiment_model.evaluate --out reports/eval
+
+governance: venv ## the weekly governance analysis, locally: report in reports/governance/<date>/
+	@$(PY) -m governance.datasets --out .cache/data
+	@$(PY) -m governance.analyze --model-dir $(MODEL_DIR) --data .cache/data/governance-eval.csv \
+		--out reports/governance/$$(date -u +%F)
 
 diagram: ## re-render docs/diagram.png from docs/diagram.dot (needs graphviz)
 	@command -v dot >/dev/null || { echo "install graphviz (apt-get install graphviz)"; exit 1; }

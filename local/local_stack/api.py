@@ -70,6 +70,7 @@ class RouteSpec:
 #: The routes of template.yaml's HTTP API. A new function is one line here.
 ROUTE_TABLE: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/predict", "functions/predict/app.py", scopes=(PREDICT_SCOPE,)),
+    RouteSpec("GET", "/explain", "functions/explain/app.py", scopes=(PREDICT_SCOPE,)),
 )
 
 
@@ -97,6 +98,8 @@ def lambda_environment(model_url: str, dynamodb_url: str) -> dict[str, str]:
         "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "RATE_LIMIT_TABLE_NAME": RATE_LIMIT_TABLE,
+        # GET /explain reads the newest local governance report (python -m governance.analyze writes it).
+        "REPORTS_URI": os.environ.get("LOCAL_REPORTS_DIR") or str(REPO_ROOT / "reports" / "governance"),
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model_url,
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
         # Any other AWS service the code may call gets a closed local port instead of AWS.

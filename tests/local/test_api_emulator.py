@@ -323,7 +323,9 @@ def test_a_response_without_status_code_is_a_200_json_body(result: Any, body: by
 
 # ---- the function runtime ---------------------------------------------------------------------------
 def test_the_route_table_maps_predict_to_its_handler_and_scope():
-    (predict,) = ROUTE_TABLE
+    predict, explain = ROUTE_TABLE
+    assert (explain.method, explain.path, explain.code) == ("GET", "/explain", "functions/explain/app.py")
+    assert explain.scopes == (PREDICT_SCOPE,)
 
     assert (predict.method, predict.path, predict.code) == ("POST", "/predict", "functions/predict/app.py")
     assert predict.scopes == (PREDICT_SCOPE,)

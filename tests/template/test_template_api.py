@@ -118,13 +118,15 @@ def test_every_route_is_authorized(body: dict[str, Any]) -> None:
             assert route.get("security"), f"{method.upper()} {path} has no authorizer"
 
 
-def test_only_predict_route_exists(body: dict[str, Any]) -> None:
-    assert {(p, m) for p, ms in body["paths"].items() for m in ms} == {("/predict", "post")}
+def test_only_predict_and_explain_routes_exist(body: dict[str, Any]) -> None:
+    assert {(p, m) for p, ms in body["paths"].items() for m in ms} == {("/predict", "post"), ("/explain", "get")}
 
 
 def test_lambda_permission_limited_to_route_and_alias(resources: dict[str, Any]) -> None:
-    _, permission = only(resources, "AWS::Lambda::Permission")
-    props = permission["Properties"]
+    permissions = {lid for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Permission"
+                   and r["Properties"]["Principal"] == "apigateway.amazonaws.com"}
+    assert permissions == {"PredictFunctionPredictPermission", "ExplainFunctionExplainPermission"}
+    props = resources["PredictFunctionPredictPermission"]["Properties"]
     assert props["Principal"] == "apigateway.amazonaws.com"
     assert props["FunctionName"] == {"Ref": "PredictFunctionAliaslive"}
     source_arn, variables = props["SourceArn"]["Fn::Sub"]
@@ -163,3 +165,9 @@ def test_access_log_format_is_json_with_supported_variables(stage: dict[str, Any
     record = json.loads(re.sub(r"\$context(?:\.[A-Za-z0-9]+)+", "x", fmt))
     assert REQUIRED_ACCESS_LOG_FIELDS <= set(record)
     assert "\n" not in fmt  # one line per request
+
+
+def test_explain_permission_limited_to_its_route(resources: dict[str, Any]) -> None:
+    props = resources["ExplainFunctionExplainPermission"]["Properties"]
+    source_arn, _ = props["SourceArn"]["Fn::Sub"]
+    assert source_arn.endswith("${__ApiId__}/${__Stage__}/GET/explain")

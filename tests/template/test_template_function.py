@@ -152,13 +152,21 @@ def test_role_can_update_items_of_the_rate_limit_table_only(role: dict[str, Any]
 
 
 def test_role_invokes_exactly_the_one_endpoint(role: dict[str, Any], parameter_values: dict[str, Any]) -> None:
+    """The endpoint of the parameter; during a model release also the previous one (the stable version still
+    calls it while the canary runs), and nothing when that parameter is empty."""
     (statement,) = [s for s in policy_statements(role) if s["Sid"] == "InvokeSentimentEndpoint"]
     assert statement["Effect"] == "Allow"
     assert as_list(statement["Action"]) == ["sagemaker:InvokeEndpoint"]
-    resources = as_list(statement["Resource"])
-    assert len(resources) == 1
-    arn = resolve_sub(resources[0], {**PSEUDO_PARAMETERS, **parameter_values})
+    current, previous = as_list(statement["Resource"])
+    scope = {**PSEUDO_PARAMETERS, **parameter_values}
+    arn = resolve_sub(current, scope)
     assert arn == (f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{TEST_PARAMETERS['SageMakerEndpointName']}")
+    condition, when_set, otherwise = previous["Fn::If"]
+    assert condition == "HasPreviousSageMakerEndpoint"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert resolve_sub(when_set, {**scope, "PreviousSageMakerEndpointName": "old-endpoint"}) == (
+        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/old-endpoint"
+    )
     assert not {"NotAction", "NotResource", "Condition"} & set(statement)
 
 

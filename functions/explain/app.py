@@ -1,0 +1,35 @@
+"""GET /explain: entry point only. The summary of the latest governance report comes from the shared layer
+(sentiment_common.reports); the report lives in S3 (REPORTS_URI=s3://...) or, locally, in a folder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sentiment_common.api import create_resolver, handle, ok
+from sentiment_common.config import load_settings
+from sentiment_common.observability import logger, metrics, tracer
+from sentiment_common.ratelimit import DynamoDbRateLimiter
+from sentiment_common.reports import explain_summary, load_reports_uri, store_from_uri
+
+settings = load_settings()  # cold start: fails the init phase when configuration is missing
+reports = store_from_uri(load_reports_uri())
+limiter = DynamoDbRateLimiter.from_settings(settings)
+metrics.set_default_dimensions(Stage=settings.stage)
+app = create_resolver(limiter, fail_open=settings.rate_limit_fail_open)
+
+# Reports change weekly: clients and caches may keep an answer for a minute.
+CACHE_HEADERS = {"Cache-Control": "private, max-age=60"}
+
+
+@app.get("/explain")
+def explain() -> Response:
+    return ok(explain_summary(reports, settings.endpoint_name), app, CACHE_HEADERS)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(app, event, context)

@@ -1,0 +1,15 @@
+"""Governance analysis of the sentiment model: per-label token importance, bias metrics by facet and a data
+summary, written as ``analysis.json`` + ``report.md``.
+
+The same code runs
+- locally, against the local model server or the model artefact (``python -m governance.analyze``), and
+- in the cloud, inside a SageMaker Processing job (scikit-learn framework image) started weekly by the
+  governance state machine, against the live SageMaker endpoint.
+
+It runs on Python >= 3.9 (the scikit-learn 1.2-1 processing image) and needs the standard library only
+(boto3 when it calls an endpoint; ``sentiment_model`` when it loads a local artefact): the processing job
+installs nothing. Docs: docs/retraining.md.
+"""
+
+LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+REPORT_SCHEMA = "sentiment-api/governance-report/v1"

@@ -1,0 +1,294 @@
+"""Harness for executing the ASL definitions under moto (stepfunctions ``execute_state_machine``).
+
+What runs for real: the definitions from statemachines/*.asl.json (with test DefinitionSubstitutions), moto's
+Step Functions interpreter (Wait/Choice/Map/Retry/Catch, intrinsic functions, aws-sdk and optimised
+integrations), moto's SageMaker/S3/SNS/SQS/CloudFormation backends, and the unchanged Lambda handlers under
+functions/, invoked in-process by an emulated Lambda runtime (moto's docker-less Lambda backend returns a
+canned payload, so its ``invoke`` is replaced by one that imports and calls the real handler, and reports an
+exception the way the Python runtime does: ``FunctionError: Unhandled`` with ``errorType``/``errorMessage``).
+
+One moto divergence is corrected: moto's context object holds ``$$.Execution.StartTime`` as a datetime
+object, AWS as an ISO 8601 string (``2026-01-05T03:00:00.123Z``); the harness gives the definitions the string.
+
+What is scripted: time. moto's SageMaker creates AutoML jobs ``InProgress`` forever, endpoints and
+processing jobs already finished. :class:`SageMakerClock` wraps the three Describe calls so that a resource
+reports an in-between status for the first polls and then the outcome the test chose (Completed with a best
+candidate, Failed with a reason, ...), by setting the fields on moto's own objects, as SageMaker would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.sagemaker.models import AutoMLJob, SageMakerModelBackend
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+from tests.helpers import FakeContext
+
+ROOT = Path(__file__).resolve().parents[2]
+STATEMACHINES = ROOT / "statemachines"
+LAYER = ROOT / "layers" / "common"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9:]+)\}")
+
+
+def substitute(name: str, values: Mapping[str, str]) -> str:
+    """statemachines/<name>.asl.json with ${Key} replaced, as CloudFormation's DefinitionSubstitutions do;
+    every placeholder must have a value."""
+    text = (STATEMACHINES / f"{name}.asl.json").read_text("utf-8")
+    missing = sorted(set(_PLACEHOLDER.findall(text)) - set(values))
+    assert not missing, f"no test value for {missing}"
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def placeholders(name: str) -> set[str]:
+    return set(_PLACEHOLDER.findall((STATEMACHINES / f"{name}.asl.json").read_text("utf-8")))
+
+
+# ---- the Lambda runtime ---------------------------------------------------------------------------------
+def load_task_function(directory: str, monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> ModuleType:
+    """Imports functions/<directory>/app.py the way the Lambda runtime does: its folder and the layer on
+    sys.path, its environment set before import."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.syspath_prepend(str(LAYER))
+    module_name = f"{directory}_task_under_test_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / directory / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, module_name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LambdaRuntime:
+    """Function name -> handler; what moto's Lambda invoke dispatches to. Records every invocation."""
+
+    handlers: dict[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
+    calls: list[tuple[str, Any, str]] = field(default_factory=list)  # (function, event, outcome)
+
+    def invoke(self, backend: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
+               headers: Any, response_headers: dict[str, str]) -> bytes:
+        name = function_name.split(":function:")[-1].split(":")[0]
+        backend.get_function(name)  # an unknown function fails like on AWS
+        event = json.loads(body or "{}")
+        try:
+            result = self.handlers[name](event, FakeContext())
+        except Exception as exc:  # the Python runtime's unhandled-error answer
+            self.calls.append((name, event, type(exc).__name__))
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
+                               "stackTrace": traceback.format_tb(exc.__traceback__)}).encode()
+        self.calls.append((name, event, "ok"))
+        return json.dumps(result).encode()
+
+
+# ---- simulated SageMaker progress ---------------------------------------------------------------------
+@dataclass
+class Outcome:
+    status: str
+    after: int = 2  # the outcome shows from this describe call on (earlier ones: the in-between status)
+    failure_reason: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SageMakerClock:
+    automl: Outcome | None = None
+    endpoint: Outcome | None = None  # for the endpoints a run creates (None: as moto says, InService)
+    processing: Outcome | None = None
+    describes: dict[str, int] = field(default_factory=dict)
+
+    def _tick(self, key: str) -> int:
+        self.describes[key] = self.describes.get(key, 0) + 1
+        return self.describes[key]
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        clock = self
+        original_automl = AutoMLJob.describe
+        original_endpoint = SageMakerModelBackend.describe_endpoint
+        original_processing = SageMakerModelBackend.describe_processing_job
+
+        def automl_describe(job: AutoMLJob) -> dict[str, Any]:
+            n = clock._tick(f"automl:{job.auto_ml_job_name}")
+            if clock.automl and n >= clock.automl.after and job.auto_ml_job_status == "InProgress":
+                job.auto_ml_job_status = clock.automl.status
+                job.auto_ml_job_secondary_status = clock.automl.fields.get("secondary_status", clock.automl.status)
+                if clock.automl.failure_reason:
+                    job.failure_reason = clock.automl.failure_reason
+                if "best_candidate" in clock.automl.fields:
+                    job.best_candidate = clock.automl.fields["best_candidate"]
+            description = original_automl(job)
+            if not job.failure_reason:
+                description.pop("FailureReason", None)  # SageMaker omits it unless the job failed
+            return description
+
+        def endpoint_describe(backend: SageMakerModelBackend, endpoint_name: str) -> dict[str, Any]:
+            outcome = clock.endpoint
+            if outcome and endpoint_name in backend.endpoints:
+                n = clock._tick(f"endpoint:{endpoint_name}")
+                endpoint = backend.endpoints[endpoint_name]
+                endpoint.endpoint_status = outcome.status if n >= outcome.after else "Creating"
+                endpoint.failure_reason = outcome.failure_reason if n >= outcome.after else None  # type: ignore[assignment]
+            return original_endpoint(backend, endpoint_name)
+
+        def processing_describe(backend: SageMakerModelBackend, name: str) -> dict[str, Any]:
+            if clock.processing and name in backend.processing_jobs:
+                n = clock._tick(f"processing:{name}")
+                job = backend.processing_jobs[name]
+                if job.processing_job_status != "Stopped":
+                    job.processing_job_status = clock.processing.status if n >= clock.processing.after \
+                        else "InProgress"
+                    if n >= clock.processing.after and clock.processing.failure_reason:
+                        job.failure_reason = clock.processing.failure_reason  # type: ignore[attr-defined]
+            return original_processing(backend, name)
+
+        monkeypatch.setattr(AutoMLJob, "describe", automl_describe)
+        monkeypatch.setattr(SageMakerModelBackend, "describe_endpoint", endpoint_describe)
+        monkeypatch.setattr(SageMakerModelBackend, "describe_processing_job", processing_describe)
+
+
+# ---- the account ----------------------------------------------------------------------------------------
+def aws_start_time(value: Any) -> Any:
+    """A datetime as AWS writes $$.Execution.StartTime: ISO 8601, UTC, milliseconds, 'Z'."""
+    if not isinstance(value, datetime):
+        return value
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _install_aws_start_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = ExecutionWorker._get_evaluation_environment
+
+    def environment(worker: ExecutionWorker) -> Any:
+        env = original(worker)
+        execution = env.states.context_object.context_object_data["Execution"]
+        execution["StartTime"] = aws_start_time(execution["StartTime"])
+        return env
+
+    monkeypatch.setattr(ExecutionWorker, "_get_evaluation_environment", environment)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaRuntime]:
+    """A fresh moto account in which state machines really execute and Lambda tasks run in-process."""
+    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    runtime = LambdaRuntime()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        monkeypatch.setattr(LambdaSimpleBackend, "invoke",
+                            lambda backend, *args: runtime.invoke(backend, *args))
+        _install_aws_start_time(monkeypatch)
+        yield runtime
+
+
+def role(name: str, service: str) -> str:
+    document = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    return boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(document))["Role"]["Arn"]
+
+
+def deploy_function(runtime: LambdaRuntime, name: str, handler: Callable[[Any, Any], Any]) -> str:
+    archive = BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("app.py", "# the code runs in-process: tests/statemachines/conftest.py\n")
+    arn = boto3.client("lambda").create_function(
+        FunctionName=name, Runtime="python3.12", Role=role(f"{name}-role", "lambda.amazonaws.com"),
+        Handler="app.lambda_handler", Code={"ZipFile": archive.getvalue()}, Architectures=["arm64"],
+    )["FunctionArn"]
+    runtime.handlers[name] = handler
+    return arn
+
+
+@dataclass
+class Notifications:
+    queue_url: str
+
+    def messages(self) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs")
+        out: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return out
+            for message in batch:
+                out.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def notification_topic(name: str = "pipeline-notifications") -> tuple[str, Notifications]:
+    """An SNS topic with an SQS subscriber, so a test can read what was published."""
+    topic = boto3.client("sns").create_topic(Name=name)["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return topic, Notifications(queue_url)
+
+
+@dataclass
+class Execution:
+    arn: str
+    status: str
+    description: dict[str, Any]
+    history: list[dict[str, Any]]
+
+    @property
+    def output(self) -> dict[str, Any]:
+        return json.loads(self.description.get("output") or "{}")
+
+    @property
+    def states_entered(self) -> list[str]:
+        return [e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e]
+
+    @property
+    def last_state(self) -> str:
+        return self.states_entered[-1]
+
+    def count(self, state: str) -> int:
+        return self.states_entered.count(state)
+
+    def requests(self, action: str) -> list[dict[str, Any]]:
+        """The parameters of every call the state machine made to an API action (e.g. createProcessingJob)."""
+        return [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in self.history
+                if e.get("taskScheduledEventDetails", {}).get("resource") == action]
+
+
+def run_state_machine(definition: str, name: str, payload: Mapping[str, Any], timeout_s: float = 60) -> Execution:
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(name=name, definition=definition,
+                                       roleArn=role(f"{name}-sfn-role", "states.amazonaws.com"))["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, name=f"{name}-run", input=json.dumps(payload))["executionArn"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        description = sfn.describe_execution(executionArn=arn)
+        if description["status"] != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} still RUNNING after {timeout_s} s")
+        time.sleep(0.05)
+    history: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        history.extend(page["events"])
+    return Execution(arn, description["status"], description, history)
