@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -84,8 +85,13 @@ def create_resolver(limiter: RateLimiter, fail_open: bool = True) -> APIGatewayH
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response:
-        # Full detail goes to the log (with the correlation id); the client gets the generic answer.
-        logger.exception("unhandled error")
+        # The log gets the exception type and where it was raised (with the correlation id), the client the
+        # generic answer. Never the exception's message: it may embed the user's text (redaction rule,
+        # docs/security.md); the stack shows code lines, not values.
+        logger.error(
+            "unhandled error",
+            extra={"error_type": type(error).__name__, "stack": traceback.format_tb(error.__traceback__)},
+        )
         return _error_response(app, ApiError())
 
     @app.not_found
