@@ -17,6 +17,7 @@ ENV = {
     "PYTHONPATH": str(ROOT / "layers" / "common"),
     "SAGEMAKER_ENDPOINT_NAME": "bench",
     "STAGE": "bench",
+    "RATE_LIMIT_TABLE_NAME": "bench-rate-limits",
     "POWERTOOLS_SERVICE_NAME": "sentiment-api",
     "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
     "AWS_DEFAULT_REGION": "us-east-1",
