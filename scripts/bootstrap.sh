@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the project's virtualenvs from scratch (idempotent): .venv for the app, local stack and
-# tests (Python 3.12, the Lambda runtime), .venv-sam for the SAM CLI.
+# tests (Python 3.12, the Lambda runtime), .venv-sam for the SAM CLI, .venv-checkov for checkov (the offline
+# policy scanner: `scripts/bootstrap.sh checkov`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="$(scripts/find-python.sh 3.12)"
@@ -26,5 +27,6 @@ APP_INPUTS="requirements/dev.txt requirements/local.txt requirements/model.txt r
 case "${1:-all}" in
   app) mk .venv "$APP_INPUTS" requirements/dev.txt ;;
   sam) mk .venv-sam requirements/sam.txt requirements/sam.txt ;;
+  checkov) mk .venv-checkov requirements/checkov.txt requirements/checkov.txt ;;
   all) mk .venv "$APP_INPUTS" requirements/dev.txt; mk .venv-sam requirements/sam.txt requirements/sam.txt ;;
 esac

@@ -28,6 +28,8 @@ def predict() -> Response:
     with timed("ModelLatency"):
         answer = predict_sentiment(request.text, app.context["correlation_id"], endpoint)
     count("Predictions", "Label", answer.label)
+    # the label mix per model version: drift and canary comparisons of models (the artefact's version)
+    count("PredictionsByModel", "ModelVersion", answer.model_version or "unknown", Label=answer.label)
     return ok(response_body(answer), app)
 
 

@@ -13,9 +13,10 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import boto3
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -34,6 +35,9 @@ from .api import (
 from .idp import AUDIENCE, DEFAULT_KEYS_DIR, DEFAULT_SUB, DEFAULT_TTL_S, ISSUER, PREDICT_SCOPE, load_or_create
 from .lambda_context import REGION
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 SIDE_HOST = "127.0.0.1"  # the model server and DynamoDB serve only the local function
 
 
@@ -49,6 +53,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--model-port", type=int, default=8080, help="model server port (0: any free port)")
     serve.add_argument("--model-dir", type=Path, default=REPO_ROOT / ".cache" / "model")
     serve.add_argument("--keys-dir", type=Path, default=DEFAULT_KEYS_DIR)
+    serve.add_argument(
+        "--enable-fault-injection",
+        action="store_true",
+        help="tests only: the model server injects the fault named by a correlation id fault-<kind>-... "
+        "(see local_stack.model_server; off by default)",
+    )
 
     token = commands.add_parser("token", help="print an access token of the dev identity provider")
     token.add_argument("--sub", default=DEFAULT_SUB)
@@ -70,24 +80,56 @@ class _QuietRequestHandler(WSGIRequestHandler):
         pass
 
 
-def start_model_server(model_dir: Path, port: int) -> tuple[BaseWSGIServer, str]:
+def start_model_server(model_dir: Path, port: int, fault_injection: bool = False) -> tuple[BaseWSGIServer, str]:
     # Imported here, not at the top: `token` must not need the model's dependencies (scikit-learn …).
     from sentiment_model.runtime import load_model
 
+    from .model_server import CorrelationIdFaults
     from .model_server import create_app as create_model_app
 
     model = load_model(model_dir)
-    app = create_model_app(model, ENDPOINT_NAME)
+    app = create_model_app(model, ENDPOINT_NAME, faults=CorrelationIdFaults() if fault_injection else None)
     server = make_server(SIDE_HOST, port, app, threaded=True, request_handler=_QuietRequestHandler)
     return server, str(getattr(model, "version", "unknown"))
 
 
 def start_dynamodb() -> BaseWSGIServer:
-    """moto's DynamoDB, in process: the per-user rate limiter runs its real code against it."""
+    """moto's DynamoDB, in process: the per-user rate limiter runs its real code against it.
+
+    Requests are served one at a time (``_serialized``). The limiter's exactness rests on DynamoDB
+    evaluating a conditional UpdateItem atomically: the condition and the write happen as one step, so two
+    callers can never both pass ``tat <= :limit`` on the same old value. moto's backend does not: its
+    update_item reads the item, checks the condition and writes in separate Python steps, with no lock,
+    and werkzeug's threaded server runs requests in parallel threads, so two requests can interleave
+    between the check and the write. Measured (tests/unit/test_ratelimit_concurrency.py: 8 threads with
+    their own clients, 240 requests at one frozen instant, burst 200): 204 to 214 allowed without the lock
+    when threads switch often (201 to 203 on a loaded machine at the default switch interval), exactly 200
+    with it. One lock around the whole backend app restores DynamoDB's per-item atomicity (more than
+    DynamoDB promises, never less) while the threaded server still accepts connections concurrently.
+    """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    app = DomainDispatcherApplication(create_backend_app)
+    app = _serialized(DomainDispatcherApplication(create_backend_app))
     return make_server(SIDE_HOST, 0, app, threaded=True, request_handler=_QuietRequestHandler)
+
+
+def _serialized(app: WSGIApplication) -> WSGIApplication:
+    """``app`` behind one lock: one request at a time inside the backend (see start_dynamodb)."""
+    lock = threading.Lock()
+
+    def serialized(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        with lock:
+            # moto answers with a fully built body: materialise it inside the lock all the same, so no
+            # backend code can run outside it (and close the iterable there, as WSGI asks).
+            iterable = app(environ, start_response)
+            try:
+                return list(iterable)
+            finally:
+                close = getattr(iterable, "close", None)
+                if callable(close):
+                    close()
+
+    return serialized
 
 
 def create_rate_limit_table(dynamodb_url: str) -> None:
@@ -125,7 +167,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
     stop = stop_on_signals()
-    model_server, model_version = start_model_server(args.model_dir, args.model_port)
+    model_server, model_version = start_model_server(args.model_dir, args.model_port, args.enable_fault_injection)
     dynamodb_server = start_dynamodb()
     apply_environment(lambda_environment(url_of(model_server), url_of(dynamodb_server)))
     idp = load_or_create(args.keys_dir)
@@ -135,6 +177,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         create_rate_limit_table(url_of(dynamodb_server))
         print_banner(url_of(api_server, args.host), url_of(model_server), url_of(dynamodb_server), model_version)
+        if args.enable_fault_injection:
+            print("FAULT INJECTION: enabled (x-correlation-id: fault-<kind>-...; tests only)", flush=True)
         stop.wait()
         print("stopping", flush=True)
     finally:

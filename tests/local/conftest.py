@@ -143,13 +143,13 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 @contextmanager
-def _running_stack(keys_dir: Path, log_path: Path) -> Iterator[RunningStack]:
+def _running_stack(keys_dir: Path, log_path: Path, extra_args: tuple[str, ...] = ()) -> Iterator[RunningStack]:
     missing = _missing_parts()
     if missing:
         pytest.skip(f"the local stack is not complete yet; missing: {', '.join(missing)}")
     model_dir = _ensure_model_artefact()
     command = [sys.executable, "-m", "local_stack", "serve", "--port", "0", "--model-port", "0",
-               "--model-dir", str(model_dir), "--keys-dir", str(keys_dir)]  # fmt: skip
+               "--model-dir", str(model_dir), "--keys-dir", str(keys_dir), *extra_args]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=_stack_env(), stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -176,4 +176,15 @@ def start_stack(
 def local_stack(start_stack: Callable[[], AbstractContextManager[RunningStack]]) -> Iterator[RunningStack]:
     """The whole local stack (model server + HTTP API + real handler), shared by every e2e test."""
     with start_stack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def fault_stack(
+    idp_keys_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    """A second stack whose model server injects faults (``--enable-fault-injection``): a request whose
+    x-correlation-id is ``fault-<kind>-...`` meets that fault at the model (local_stack.model_server)."""
+    log_path = tmp_path_factory.mktemp("fault-stack") / "stack.log"
+    with _running_stack(idp_keys_dir, log_path, ("--enable-fault-injection",)) as stack:
         yield stack

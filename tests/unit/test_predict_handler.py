@@ -216,7 +216,9 @@ def test_emits_request_error_and_label_metrics(predict: ModuleType, moto_endpoin
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for blob in blobs for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert {"Requests", "Latency", "ModelLatency", "4xx", "5xx", "Predictions", "Errors"} <= names
-    labels = [blob.get("Label") for blob in blobs if "Label" in blob]
+    labels = [blob.get("Label") for blob in blobs if "Label" in blob and "ModelVersion" not in blob]
+    by_model = [(blob["ModelVersion"], blob["Label"]) for blob in blobs if "ModelVersion" in blob]
+    assert by_model == [("test-model-1", "negative")]
     codes = [blob.get("ErrorCode") for blob in blobs if "ErrorCode" in blob]
     assert labels == ["negative"]
     assert codes == ["PAYLOAD_TOO_LARGE"]

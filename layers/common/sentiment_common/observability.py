@@ -41,9 +41,9 @@ def add_version_dimension_set() -> None:
         metrics.add_dimensions(FunctionVersion=version)
 
 
-def count(name: str, dimension: str, value: str) -> None:
-    """A counter with its own dimension (error code, label), emitted as a separate EMF blob so it does
-    not multiply the cardinality of the request metrics."""
+def count(name: str, dimension: str, value: str, **more_dimensions: str) -> None:
+    """A counter with its own dimension(s) (error code, label, model version), emitted as a separate EMF
+    blob so it does not multiply the cardinality of the request metrics."""
     with single_metric(
         name=name,
         unit=MetricUnit.Count,
@@ -52,6 +52,8 @@ def count(name: str, dimension: str, value: str) -> None:
         default_dimensions=metrics.default_dimensions,
     ) as metric:
         metric.add_dimension(name=dimension, value=value)
+        for extra_name, extra_value in more_dimensions.items():
+            metric.add_dimension(name=extra_name, value=extra_value)
 
 
 @contextmanager

@@ -1,0 +1,90 @@
+"""The issue's acceptance test for the per-user limit, in real time, through the local HTTP API and the
+DynamoDB-backed limiter (moto's server, serialized like DynamoDB's per-item atomicity: see
+local_stack.__main__.start_dynamodb): 250 requests at once from one user with 8 concurrent workers, then
+60 s idle, then 100 more. The exact arithmetic is pinned with a controlled clock in tests/unit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+
+if TYPE_CHECKING:
+    from tests.local.conftest import RunningStack
+
+pytestmark = pytest.mark.slow
+
+WORKERS = 8
+TIMEOUT_S = 30
+BURST, RATE_PER_MINUTE = 200, 100
+INTERVAL_S = 60 / RATE_PER_MINUTE  # 0.6
+
+
+def send(stack: RunningStack, token: str, count: int) -> list[requests.Response]:
+    """`count` POST /predict at once from 8 workers, each with its own connection pool."""
+    sessions: dict[int, requests.Session] = {}
+
+    def one(i: int) -> requests.Response:
+        session = sessions.setdefault(i % WORKERS, requests.Session())
+        return session.post(
+            f"{stack.api_url}/predict",
+            data=b'{"text": "Works as expected."}',
+            headers={"content-type": "application/json", "authorization": f"Bearer {token}"},
+            timeout=TIMEOUT_S,
+        )
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        responses = list(pool.map(one, range(count)))
+    for session in sessions.values():
+        session.close()
+    return responses
+
+
+def assert_rate_limited(response: requests.Response) -> None:
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["ratelimit-limit"] == str(BURST)
+    assert response.headers["ratelimit-remaining"] == "0"
+    assert int(response.headers["ratelimit-reset"]) >= 1
+    assert response.headers["ratelimit-policy"] == f"{BURST};w=120;rate={RATE_PER_MINUTE}/min"
+    error = response.json()["error"]
+    assert error["code"] == "RATE_LIMITED"
+    assert error["correlation_id"] == response.headers["x-correlation-id"]
+
+
+def test_burst_of_250_then_60_s_idle_then_100_more(local_stack: RunningStack, token: Callable[..., str]) -> None:
+    user = token(sub=f"burst-{uuid.uuid4()}")
+
+    started = time.monotonic()
+    burst = send(local_stack, user, 250)
+    elapsed = time.monotonic() - started
+
+    statuses = [r.status_code for r in burst]
+    passed, limited = statuses.count(200), statuses.count(429)
+    print(f"burst: {passed} passed, {limited} got 429, in {elapsed:.2f} s "
+          f"(bound {BURST} + floor({elapsed:.2f}/0.6) = {BURST + math.floor(elapsed / INTERVAL_S)})")
+    assert passed + limited == 250, sorted(set(statuses))
+    assert BURST <= passed <= BURST + math.floor(elapsed / INTERVAL_S)
+    for response in burst:
+        assert response.headers["ratelimit-limit"] == str(BURST)
+        if response.status_code == 429:
+            assert_rate_limited(response)
+        else:
+            assert "retry-after" not in response.headers
+            assert response.json()["sentiment"] in {"positive", "neutral", "negative"}
+
+    # Another user is unaffected while this one is exhausted.
+    other = send(local_stack, token(sub=f"bystander-{uuid.uuid4()}"), 1)[0]
+    assert other.status_code == 200 and other.headers["ratelimit-remaining"] == str(BURST - 1)
+    assert send(local_stack, user, 1)[0].status_code == 429
+
+    time.sleep(60)  # idle: 100 requests' worth of refill (100 per minute)
+
+    refill = send(local_stack, user, 100)
+    assert [r.status_code for r in refill].count(200) == 100, [r.status_code for r in refill]
