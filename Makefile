@@ -19,7 +19,7 @@ export PATH := $(PY312_DIR):$(PATH)
 export PYTHONPATH := layers/common:local:model
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv venv-sam venv-checkov node model run token test check lint types validate build bench eval \
+.PHONY: help venv venv-sam venv-checkov node model train-model run token test check lint types validate build bench eval \
 	governance diagram clean
 
 help: ## list targets
@@ -69,6 +69,14 @@ bench: venv ## benchmarks that print figures (cold import, model latency, local 
 	@$(PY) bench/cold_import.py
 	@$(PY) bench/model_latency.py
 	@$(PY) bench/local_latency.py --model-dir $(MODEL_DIR)
+
+train-model: ## re-run the fine-tuning recipe of the shipped model (GPU: ~4 min; 2 CPU cores: hours) into .cache/minilm-retrained
+	@scripts/bootstrap.sh train
+	@PYTHONPATH=model .venv-train/bin/python -m sentiment_model.finetune prepare-base --out .cache/minilm-base
+	@$(MAKE) --no-print-directory model
+	@PYTHONPATH=model .venv-train/bin/python -m sentiment_model.finetune train --base .cache/minilm-base \
+		--data .cache/data/vader_icwsm2014.csv --out .cache/minilm-retrained
+	@echo "compare .cache/minilm-retrained/manifest.json with $(MODEL_DIR)/manifest.json (version, metrics)"
 
 eval: model ## evaluate the shipped model, the TF-IDF baseline and the lexicons on every held-out set
 	@$(PY) -m sentiment_model.evaluate --out reports/eval

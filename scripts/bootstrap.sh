@@ -14,7 +14,7 @@ mk() { # venv "files whose change means rebuild" requirements...
   if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$want" ]; then return 0; fi
   echo "bootstrap: creating $venv" >&2
   rm -rf "$venv"
-  "$PY" -m venv "$venv"
+  "${VENV_PYTHON:-$PY}" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip==25.3 2>&1 | quiet
   local args=()
   for r in "$@"; do args+=(-r "$r"); done
@@ -28,5 +28,6 @@ case "${1:-all}" in
   app) mk .venv "$APP_INPUTS" requirements/dev.txt ;;
   sam) mk .venv-sam requirements/sam.txt requirements/sam.txt ;;
   checkov) mk .venv-checkov requirements/checkov.txt requirements/checkov.txt ;;
+  train) VENV_PYTHON="$(scripts/find-python.sh 3.11)" mk .venv-train requirements/train.txt requirements/train.txt ;;
   all) mk .venv "$APP_INPUTS" requirements/dev.txt; mk .venv-sam requirements/sam.txt requirements/sam.txt ;;
 esac

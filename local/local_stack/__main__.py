@@ -38,6 +38,7 @@ from .lambda_context import REGION
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+SHIPPED_MODEL_DIR = REPO_ROOT / "model" / "artefacts" / "minilm-sentiment"
 SIDE_HOST = "127.0.0.1"  # the model server and DynamoDB serve only the local function
 
 
@@ -51,7 +52,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000, help="HTTP API port (0: any free port)")
     serve.add_argument("--model-port", type=int, default=8080, help="model server port (0: any free port)")
-    serve.add_argument("--model-dir", type=Path, default=REPO_ROOT / ".cache" / "model")
+    serve.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL_DIR,
+                       help="model artefact to serve (default: the shipped fine-tuned MiniLM)")
     serve.add_argument("--keys-dir", type=Path, default=DEFAULT_KEYS_DIR)
     serve.add_argument(
         "--enable-fault-injection",
@@ -159,8 +161,8 @@ def url_of(server: BaseWSGIServer, host: str = SIDE_HOST) -> str:
 def serve(args: argparse.Namespace) -> int:
     if not args.model_dir.is_dir():
         print(
-            f"error: no model artefact at {args.model_dir}; build it with "
-            "`python -m sentiment_model.build --out .cache/model` (make model)",
+            f"error: no model artefact at {args.model_dir}; the shipped one is {SHIPPED_MODEL_DIR}, "
+            "a TF-IDF baseline is built by `make model` into .cache/model",
             file=sys.stderr,
         )
         return 2

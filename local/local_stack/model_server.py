@@ -1,6 +1,6 @@
 """A SageMaker-compatible model server (werkzeug WSGI) for the local stack.
 
-``python -m local_stack.model_server --host 127.0.0.1 --port 8080 --model-dir .cache/model
+``python -m local_stack.model_server --host 127.0.0.1 --port 8080 --model-dir model/artefacts/minilm-sentiment
 --endpoint-name sentiment-local``
 
 It speaks

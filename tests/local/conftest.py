@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -20,9 +19,9 @@ import requests
 from local_stack.idp import DEFAULT_TTL_S, PREDICT_SCOPE, DevIdentityProvider, load_or_create
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL_DIR = ROOT / ".cache" / "model"
+# The model the stack serves in the e2e tests: the shipped artefact, as `make run` serves it.
+MODEL_DIR = ROOT / "model" / "artefacts" / "minilm-sentiment"
 STARTUP_TIMEOUT_S = 120.0
-BUILD_TIMEOUT_S = 900.0
 _API_LINE = re.compile(r"^API: (http://\S+)", re.MULTILINE)
 _MODEL_LINE = re.compile(r"^MODEL: (http://\S+)", re.MULTILINE)
 
@@ -70,23 +69,6 @@ class RunningStack:
         return stop(self.process)
 
 
-def _missing_parts() -> list[str]:
-    needed = {
-        "functions/predict/app.py": (ROOT / "functions" / "predict" / "app.py").is_file(),
-        "local_stack.model_server": _module_exists("local_stack.model_server"),
-        "sentiment_model.runtime": _module_exists("sentiment_model.runtime"),
-        "sentiment_model.build": _module_exists("sentiment_model.build"),
-    }
-    return [name for name, present in needed.items() if not present]
-
-
-def _module_exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def _stack_env() -> dict[str, str]:
     paths = [str(ROOT / "local"), str(ROOT / "layers" / "common"), str(ROOT / "model")]
     inherited = os.environ.get("PYTHONPATH")
@@ -94,15 +76,7 @@ def _stack_env() -> dict[str, str]:
 
 
 def _ensure_model_artefact() -> Path:
-    if MODEL_DIR.is_dir() and any(MODEL_DIR.iterdir()):
-        return MODEL_DIR
-    subprocess.run(
-        [sys.executable, "-m", "sentiment_model.build", "--out", str(MODEL_DIR)],
-        cwd=ROOT,
-        env=_stack_env(),
-        check=True,
-        timeout=BUILD_TIMEOUT_S,
-    )
+    assert (MODEL_DIR / "manifest.json").is_file(), f"the shipped model artefact is missing: {MODEL_DIR}"
     return MODEL_DIR
 
 
@@ -144,9 +118,6 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 @contextmanager
 def _running_stack(keys_dir: Path, log_path: Path, extra_args: tuple[str, ...] = ()) -> Iterator[RunningStack]:
-    missing = _missing_parts()
-    if missing:
-        pytest.skip(f"the local stack is not complete yet; missing: {', '.join(missing)}")
     model_dir = _ensure_model_artefact()
     command = [sys.executable, "-m", "local_stack", "serve", "--port", "0", "--model-port", "0",
                "--model-dir", str(model_dir), "--keys-dir", str(keys_dir), *extra_args]  # fmt: skip

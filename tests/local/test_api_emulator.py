@@ -379,4 +379,5 @@ def test_token_prints_only_a_token_that_the_authorizer_accepts(tmp_path: Path, c
 
 def test_serve_without_a_model_artefact_exits_with_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["serve", "--model-dir", str(tmp_path / "missing"), "--keys-dir", str(tmp_path)]) == 2
-    assert "sentiment_model.build" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no model artefact" in err and "minilm-sentiment" in err and "make model" in err

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = ROOT / ".cache" / "data" / "vader_icwsm2014.csv"
-MODEL_MANIFEST = ROOT / ".cache" / "model" / "manifest.json"
+MODEL_MANIFEST = ROOT / "model" / "artefacts" / "minilm-sentiment" / "manifest.json"
 TIMEOUT_S = 10
 
 
