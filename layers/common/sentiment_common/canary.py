@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .config import env_float, env_int
 from .correlation import HEADER as CORRELATION_HEADER
 from .errors import ConfigurationError
 from .observability import count, logger
@@ -89,28 +90,6 @@ class HookSettings:
     metric_lag_s: int = 180
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "")
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not an integer") from None
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name}={value} must be between {low} and {high}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "")
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name}={value} must be between {low} and {high}")
-    return value
-
-
 def load_hook_settings(env: Mapping[str, str] | None = None) -> HookSettings:
     env = os.environ if env is None else env
     required = ("PREDICT_FUNCTION_NAME", "PREDICT_ALIAS", "STAGE", "POWERTOOLS_METRICS_NAMESPACE",
@@ -122,10 +101,10 @@ def load_hook_settings(env: Mapping[str, str] | None = None) -> HookSettings:
     if low_traffic not in (PROMOTE, ROLLBACK):
         raise ConfigurationError(f"CANARY_LOW_TRAFFIC_VERDICT={low_traffic!r} must be 'promote' or 'rollback'")
     rule = CanaryRule(
-        max_latency_ratio=_float(env, "CANARY_MAX_LATENCY_RATIO", 1.3, 1.0, 10.0),
-        max_error_rate=_float(env, "CANARY_MAX_ERROR_RATE", 0.02, 0.0, 1.0),
-        window_minutes=_int(env, "CANARY_WINDOW_MINUTES", 5, 1, 60),
-        min_requests=_int(env, "CANARY_MIN_REQUESTS", 50, 1, 1_000_000),
+        max_latency_ratio=env_float(env, "CANARY_MAX_LATENCY_RATIO", 1.3, 1.0, 10.0),
+        max_error_rate=env_float(env, "CANARY_MAX_ERROR_RATE", 0.02, 0.0, 1.0),
+        window_minutes=env_int(env, "CANARY_WINDOW_MINUTES", 5, 1, 60),
+        min_requests=env_int(env, "CANARY_MIN_REQUESTS", 50, 1, 1_000_000),
         low_traffic_verdict=low_traffic,
     )
     return HookSettings(
@@ -138,7 +117,7 @@ def load_hook_settings(env: Mapping[str, str] | None = None) -> HookSettings:
         error_alarm=env["CANARY_ERROR_ALARM"],
         alarm_topic_arn=env["ALARM_TOPIC_ARN"],
         rule=rule,
-        metric_lag_s=_int(env, "CANARY_METRIC_LAG_S", 180, 0, 600),
+        metric_lag_s=env_int(env, "CANARY_METRIC_LAG_S", 180, 0, 600),
     )
 
 

@@ -25,17 +25,27 @@ class Settings:
     rate_limit_fail_open: bool = True
 
 
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+def _number(env: Mapping[str, str], name: str, parse: type[int] | type[float], default: float,
+            low: float, high: float) -> float:
+    raw = env.get(name, "")
     try:
-        value = float(raw)
+        value = parse(raw) if raw else default
     except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+        kind = "an integer" if parse is int else "a number"
+        raise ConfigurationError(f"{name}={raw!r} is not {kind}") from None
     if not low <= value <= high:
         raise ConfigurationError(f"{name}={value} must be between {low} and {high}")
     return value
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """An optional numeric setting within [low, high]; malformed or out-of-range values fail at init."""
+    return float(_number(env, name, float, default, low, high))
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An optional integer setting within [low, high]; malformed or out-of-range values fail at init."""
+    return int(_number(env, name, int, default, low, high))
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -50,12 +60,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stage=env["STAGE"],
         service_name=env["POWERTOOLS_SERVICE_NAME"],
         metrics_namespace=env["POWERTOOLS_METRICS_NAMESPACE"],
-        connect_timeout_s=_float(env, "SAGEMAKER_CONNECT_TIMEOUT_S", 0.25, 0.01, 5.0),
-        read_timeout_s=_float(env, "SAGEMAKER_READ_TIMEOUT_S", 0.5, 0.01, 10.0),
-        max_attempts=int(_float(env, "SAGEMAKER_MAX_ATTEMPTS", 2, 1, 5)),
+        connect_timeout_s=env_float(env, "SAGEMAKER_CONNECT_TIMEOUT_S", 0.25, 0.01, 5.0),
+        read_timeout_s=env_float(env, "SAGEMAKER_READ_TIMEOUT_S", 0.5, 0.01, 10.0),
+        max_attempts=env_int(env, "SAGEMAKER_MAX_ATTEMPTS", 2, 1, 5),
         rate_limit_table=env["RATE_LIMIT_TABLE_NAME"],
-        rate_limit_per_minute=int(_float(env, "RATE_LIMIT_PER_MINUTE", 100, 1, 60_000)),
-        rate_limit_burst=int(_float(env, "RATE_LIMIT_BURST", 200, 1, 100_000)),
+        rate_limit_per_minute=env_int(env, "RATE_LIMIT_PER_MINUTE", 100, 1, 60_000),
+        rate_limit_burst=env_int(env, "RATE_LIMIT_BURST", 200, 1, 100_000),
         rate_limit_fail_open=_fail_mode(env.get("RATE_LIMIT_FAIL_MODE", "open")),
     )
 
