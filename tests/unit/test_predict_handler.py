@@ -13,31 +13,16 @@ import boto3
 import pytest
 import requests
 from botocore.stub import Stubber
-from moto import mock_aws
 from sentiment_common.endpoint import SageMakerEndpoint
 from sentiment_common.validation import validate_error_body
 
-from tests.helpers import FUNCTION_ENV, FakeContext, create_rate_limit_table, load_function
+from tests.helpers import FakeContext, load_function
 
 ANSWERS = {
     "positive": [0.02, 0.08, 0.90],
     "negative": [0.85, 0.10, 0.05],
     "neutral": [0.10, 0.80, 0.10],
 }
-
-
-@pytest.fixture(scope="module")
-def aws() -> Iterator[None]:
-    """One moto account for the module: the rate-limit table exists, SageMaker answers are scripted."""
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        create_rate_limit_table(dynamodb, FUNCTION_ENV["RATE_LIMIT_TABLE_NAME"])
-        yield
-
-
-@pytest.fixture(scope="module")
-def predict(aws: None) -> ModuleType:
-    return load_function("predict")
 
 
 @pytest.fixture

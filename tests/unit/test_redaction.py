@@ -26,26 +26,12 @@ import pytest
 import requests
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
-from moto import mock_aws
 from sentiment_common.endpoint import EndpointAnswer, SageMakerEndpoint
 
-from tests.helpers import FUNCTION_ENV, FakeContext, create_rate_limit_table, load_function
+from tests.helpers import FakeContext, load_function
 
 SENTINEL = "SENTINEL-c0ffee-users-own-words"
 TEXT = f"{SENTINEL} the parcel arrived late and the box was crushed"
-
-
-@pytest.fixture(scope="module")
-def aws() -> Iterator[None]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_rate_limit_table(client, FUNCTION_ENV["RATE_LIMIT_TABLE_NAME"])
-        yield
-
-
-@pytest.fixture(scope="module")
-def predict(aws: None) -> ModuleType:
-    return load_function("predict")
 
 
 class Captured:
