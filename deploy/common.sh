@@ -38,3 +38,19 @@ output() {
   aws cloudformation describe-stacks --stack-name "$1" \
     --query "Stacks[0].Outputs[?OutputKey=='$2'].OutputValue" --output text
 }
+
+# use_env <env>: sets $stack and exports AWS_REGION for the environment
+use_env() {
+  stack=$(stack_name "$1")
+  AWS_REGION=$(region "$1")
+  export AWS_REGION
+}
+
+# release_context: sets $function_name, $application and $group (the predict function and its CodeDeploy
+# deployment group) from the outputs of the deployed $stack
+# shellcheck disable=SC2034  # the variables are read by the scripts that source this file
+release_context() {
+  function_name=$(output "$stack" PredictFunctionName)
+  application=$(output "$stack" CodeDeployApplicationName)
+  group=$(output "$stack" PredictDeploymentGroupName)
+}

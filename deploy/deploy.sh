@@ -13,9 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 env=${1:-}
 require_env "$env"
 shift
-stack=$(stack_name "$env")
-export AWS_REGION
-AWS_REGION=$(region "$env")
+use_env "$env"
 
 # CodeDeploy may invoke only hooks named CodeDeployHook_*; the longest, CodeDeployHook_<stack>-post, must
 # fit Lambda's 64-character function-name limit.

@@ -20,13 +20,9 @@ if [[ "${1:-}" == "--to-version" ]]; then
   target=${2:-}
   [[ "$target" =~ ^[0-9]+$ ]] || die "--to-version needs a published version number"
 fi
-stack=$(stack_name "$env")
-export AWS_REGION
-AWS_REGION=$(region "$env")
+use_env "$env"
 
-function_name=$(output "$stack" PredictFunctionName)
-application=$(output "$stack" CodeDeployApplicationName)
-group=$(output "$stack" PredictDeploymentGroupName)
+release_context
 
 active=$(aws deploy list-deployments --application-name "$application" --deployment-group-name "$group" \
   --include-only-statuses Created Queued InProgress Ready --query 'deployments' --output text)

@@ -9,13 +9,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 env=${1:-}
 require_env "$env"
-stack=$(stack_name "$env")
-export AWS_REGION
-AWS_REGION=$(region "$env")
+use_env "$env"
 
-function_name=$(output "$stack" PredictFunctionName)
-application=$(output "$stack" CodeDeployApplicationName)
-group=$(output "$stack" PredictDeploymentGroupName)
+release_context
 
 echo "== alias live (FunctionVersion gets 1 - weight; AdditionalVersionWeights is the canary)"
 aws lambda get-alias --function-name "$function_name" --name live \
