@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -256,18 +255,6 @@ def canonical_skops_bytes(obj: Any) -> bytes:
     return out.getvalue()
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def library_versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in ("scikit-learn", "skops", "numpy", "scipy")}
 
@@ -284,9 +271,9 @@ def write_artifact(pipeline: Pipeline, manifest: dict[str, Any], out_dir: Path) 
         "model_file": SKOPS_MODEL_FILENAME,
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
     }
-    _write_atomic(out_dir / SKOPS_MODEL_FILENAME, model_bytes)
+    data._atomic_write(out_dir / SKOPS_MODEL_FILENAME, model_bytes)
     text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    _write_atomic(out_dir / MANIFEST_FILENAME, text.encode("utf-8"))
+    data._atomic_write(out_dir / MANIFEST_FILENAME, text.encode("utf-8"))
     return manifest
 
 
