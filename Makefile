@@ -16,11 +16,12 @@ REGION    ?= us-east-1
 # sam build needs a working python3.12 on PATH (the pyenv shim alone fails): put the real one first.
 PY312_DIR := $(shell dirname "$$(scripts/find-python.sh 3.12 2>/dev/null || echo /nonexistent/python3.12)")
 export PATH := $(PY312_DIR):$(PATH)
-export PYTHONPATH := layers/common:local:model
+# The same search path as pyproject's pytest pythonpath (the layers, each function's package, local, model).
+export PYTHONPATH := layers/core:layers/api:functions/predict:functions/explain:functions/canary_hooks:functions/retraining:local:model
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help venv venv-sam venv-checkov node model train-model run token test check lint types validate build bench eval \
-	governance diagram clean
+	governance governance-bundle diagram clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,7 +58,7 @@ lint: venv ## ruff + cfn-lint on the SAM template
 	@$(VENV)/bin/cfn-lint template.yaml
 
 types: venv ## mypy on the shipped code
-	@$(VENV)/bin/mypy layers/common/sentiment_common functions local/local_stack model/sentiment_model governance
+	@$(VENV)/bin/mypy layers/core/sentiment_core layers/api/sentiment_api functions local/local_stack model/sentiment_model governance
 
 validate: venv-sam ## sam validate --lint (no credentials needed)
 	@$(SAM) validate --lint --region $(REGION)
@@ -85,6 +86,10 @@ governance: venv ## the weekly governance analysis, locally: report in reports/g
 	@$(PY) -m governance.datasets --out .cache/data
 	@$(PY) -m governance.analyze --model-dir $(MODEL_DIR) --data .cache/data/governance-eval.csv \
 		--out reports/governance/$$(date -u +%F)
+
+governance-bundle: ## the governance processing jobs' code (governance/ + sentiment_core/) in .aws-sam/governance-code/
+	@scripts/governance-bundle.sh .aws-sam/governance-code
+	@echo "upload: aws s3 sync .aws-sam/governance-code/ s3://<DataBucket>/code/"
 
 diagram: ## re-render docs/diagram.png from docs/diagram.dot (needs graphviz)
 	@command -v dot >/dev/null || { echo "install graphviz (apt-get install graphviz)"; exit 1; }

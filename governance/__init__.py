@@ -8,8 +8,8 @@ The same code runs
 
 It runs on Python >= 3.9 (the scikit-learn 1.2-1 processing image) and needs the standard library only
 (boto3 when it calls an endpoint; ``sentiment_model`` when it loads a local artefact): the processing job
-installs nothing. Docs: docs/retraining.md.
+installs nothing. The labels, the report schema id, the bias rule and the endpoint wire format come from
+``sentiment_core`` (layers/core, standard library only), which ``make governance-bundle`` puts beside this
+package for the job. Docs: docs/retraining.md.
 """
 
-LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
-REPORT_SCHEMA = "sentiment-api/governance-report/v1"

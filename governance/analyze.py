@@ -29,7 +29,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import LABELS, REPORT_SCHEMA
+from sentiment_core.contract import LABELS, REPORT_SCHEMA
+
 from .importance import Predict, stratified_sample, token_importance
 from .metrics import THRESHOLDS, classification_report, facet_bias, failed_checks, length_bucket
 from .report import write_report

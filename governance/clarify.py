@@ -32,7 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import LABELS, REPORT_SCHEMA
+from sentiment_core.contract import LABELS, REPORT_SCHEMA, bias_check_passed
+
 from .analyze import DataError, read_rows
 from .metrics import THRESHOLDS, length_bucket
 from .report import write_report
@@ -110,7 +111,7 @@ def _bias(clarify: Mapping[str, Any]) -> dict[str, Any]:
                     value = metric.get("value")
                     threshold_key = CLARIFY_THRESHOLDS.get(str(metric.get("name")))
                     threshold = THRESHOLDS.get(threshold_key) if threshold_key else None
-                    passed = None if threshold is None or value is None else abs(float(value)) <= threshold
+                    passed = None if threshold is None or value is None else bias_check_passed(value, threshold)
                     target["metrics"].append({
                         "name": f"clarify:{metric.get('name')}[{group}]", "kind": kind,
                         "value": None if value is None else round(float(value), 6), "threshold": threshold,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import LABELS
+from sentiment_core.contract import LABELS
 
 #: A word token: letters/digits with inner apostrophes (don't, it's); punctuation is never a token.
 TOKEN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")

@@ -26,9 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import LABELS
+from sentiment_core.contract import LABELS, bias_check_passed
 
-#: Documented pass/fail thresholds (docs/retraining.md). A check passes when value <= threshold.
+#: Documented pass/fail thresholds (docs/retraining.md). A check passes when |value| <= threshold
+#: (sentiment_core.contract.bias_check_passed; the metrics here are all non-negative).
 THRESHOLDS: dict[str, float] = {
     "accuracy_gap": 0.15,
     "class_conditional_accuracy_gap": 0.20,
@@ -117,7 +118,7 @@ def _spread(values: list[float]) -> float | None:
 def _metric(name: str, value: float | None, kind: str, groups: Mapping[str, float | None],
             description: str, threshold_key: str | None = None) -> dict[str, Any]:
     threshold = THRESHOLDS.get(threshold_key) if threshold_key else None
-    passed = None if threshold is None or value is None else value <= threshold
+    passed = None if threshold is None or value is None else bias_check_passed(value, threshold)
     return {"name": name, "kind": kind, "value": value, "threshold": threshold, "passed": passed,
             "groups": dict(groups), "description": description}
 

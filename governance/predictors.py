@@ -1,102 +1,33 @@
 """Where predictions come from: a SageMaker(-compatible) endpoint, or a local model artefact.
 
-Endpoint wire format (docs/architecture.md): ``text/csv`` request, one RFC 4180 record per text; answers as
-``application/json`` (``{"predictions": [...]}``, a list, or one object), JSON lines, or CSV rows
-``predicted_label[,probability[,"[p...]","['l'...]"]]``. Each prediction carries ``predicted_label`` and,
-when the model was created with ``SAGEMAKER_INFERENCE_OUTPUT=predicted_label,probability,probabilities,
-labels``, ``probabilities`` + ``labels``.
+The endpoint wire format (requests, every answer shape) is sentiment_core.wire, the module the predict
+function uses; the processing job gets a copy of it beside this package (make governance-bundle).
 """
 
 from __future__ import annotations
 
-import ast
-import csv
-import io
-import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import LABELS
+from sentiment_core import wire
+
 from .importance import Prediction, as_prediction
 
 BATCH_SIZE = 64
 MAX_BODY_BYTES = 5 * 1024 * 1024  # below the 6 MB InvokeEndpoint limit
 
 
-class PredictionError(RuntimeError):
-    """The model's answer cannot be read as one prediction per text."""
-
-
 def encode_batch(texts: Sequence[str]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    for text in texts:
-        writer.writerow([text])
-    return buffer.getvalue().encode("utf-8")
+    return wire.encode_texts(texts)
 
 
-def _list(value: Any) -> list[Any] | None:
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            parsed = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            return None
-        return parsed if isinstance(parsed, list) else None
-    return None
-
-
-def _prediction(item: Any) -> tuple[Prediction, str | None]:
-    if not isinstance(item, dict):
-        raise PredictionError(f"a prediction must be an object, got {type(item).__name__}")
-    label = str(item.get("predicted_label", "")).strip().lower()
-    if label not in LABELS:
-        raise PredictionError(f"predicted_label {item.get('predicted_label')!r} is not one of {LABELS}")
-    names, values = _list(item.get("labels")), _list(item.get("probabilities"))
-    probabilities = None
-    if names is not None and values is not None and len(names) == len(values):
-        try:
-            probabilities = {str(n).strip().lower(): float(v) for n, v in zip(names, values)}  # noqa: B905
-        except (TypeError, ValueError):
-            probabilities = None
-    version = item.get("model_version")
-    return as_prediction(label, probabilities), version if isinstance(version, str) else None
-
-
-def parse_batch(body: bytes, content_type: str | None, expected: int) -> tuple[list[Prediction], str | None]:
-    """The predictions of one batch answer, in request order, and the model version if the answer has one."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    text = body.decode("utf-8")
-    items: list[Any]
-    if media == "text/csv":
-        keys = ("predicted_label", "probability", "probabilities", "labels")
-        rows = [row for row in csv.reader(io.StringIO(text)) if row]
-        items = [dict(zip(keys, row)) for row in rows]  # noqa: B905 - rows may have fewer fields
-    elif media in ("application/jsonlines", "application/x-jsonlines"):
-        items = [json.loads(line) for line in text.splitlines() if line.strip()]
-    else:
-        document = json.loads(text)
-        if isinstance(document, dict) and isinstance(document.get("predictions"), list):
-            items = document["predictions"]
-        elif isinstance(document, list):
-            items = document
-        else:
-            items = [document]
-    if len(items) != expected:
-        raise PredictionError(f"sent {expected} texts, got {len(items)} predictions")
-    parsed = [_prediction(item) for item in items]
-    versions = {version for _, version in parsed if version}
-    return [prediction for prediction, _ in parsed], (versions.pop() if len(versions) == 1 else None)
-
-
-def _version_from_attributes(attributes: str | None) -> str | None:
-    for part in (attributes or "").split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "model_version" and value:
-            return value
-    return None
+def parse_batch(body: bytes, content_type: str | None, expected: int,
+                custom_attributes: str | None = None) -> tuple[list[Prediction], str | None]:
+    """The predictions of one batch answer, in request order, and the model version if the answer has one
+    (sentiment_core.wire.parse_answers: every documented answer shape, exactly one prediction per text)."""
+    answers = wire.parse_answers(body, content_type, expected, custom_attributes)
+    return [as_prediction(a.label, a.scores) for a in answers], wire.model_version_of(answers)
 
 
 def batches(texts: Sequence[str], size: int = BATCH_SIZE) -> Iterator[list[str]]:
@@ -143,13 +74,13 @@ class EndpointPredictor:
         predictions: list[Prediction] = []
         for batch in batches(texts, self._batch_size):
             response = self._client.invoke_endpoint(
-                EndpointName=self.endpoint_name, ContentType="text/csv", Accept="application/json",
+                EndpointName=self.endpoint_name, ContentType=wire.REQUEST_CONTENT_TYPE, Accept=wire.ACCEPT,
                 Body=encode_batch(batch),
             )
             self.calls += 1
-            parsed, version = parse_batch(response["Body"].read(), response.get("ContentType"), len(batch))
-            self.model_version = version or _version_from_attributes(response.get("CustomAttributes")) \
-                or self.model_version
+            parsed, version = parse_batch(response["Body"].read(), response.get("ContentType"), len(batch),
+                                          response.get("CustomAttributes"))
+            self.model_version = version or self.model_version
             predictions.extend(parsed)
         return predictions
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import LABELS
+from sentiment_core.contract import LABELS
 
 ANALYSIS_FILE = "analysis.json"
 MARKDOWN_FILE = "report.md"

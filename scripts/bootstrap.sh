@@ -22,7 +22,7 @@ mk() { # venv "files whose change means rebuild" requirements...
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "${args[@]}" 2>&1 | quiet
   echo "$want" > "$venv/.stamp"
 }
-APP_INPUTS="requirements/dev.txt requirements/local.txt requirements/model.txt requirements/eval.txt requirements/security.txt layers/common/requirements.txt"
+APP_INPUTS="requirements/dev.txt requirements/local.txt requirements/model.txt requirements/eval.txt requirements/security.txt layers/core/requirements.txt layers/api/requirements.txt"
 [ -f requirements/constraints.txt ] && APP_INPUTS="$APP_INPUTS requirements/constraints.txt"
 case "${1:-all}" in
   app) mk .venv "$APP_INPUTS" requirements/dev.txt ;;

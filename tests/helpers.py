@@ -1,52 +1,87 @@
 """Test helpers shared by every test package.
 
-Function entry points are loaded by file path (each lives in its own folder as app.py, as Lambda sees
-them); the layer, local stack and model packages come from pyproject's pythonpath."""
+What a deployed function gets comes from template.yaml (local_stack.template): its code folder, handler,
+layers and environment variables, resolved with TEST_REFS for the template's references. A function is
+loaded the way the Lambda runtime loads it (local_stack.runtime, the project's one module loader), with
+its environment set through pytest's MonkeyPatch and restored afterwards."""
 
 from __future__ import annotations
 
-import importlib.util
+import itertools
 import json
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+from local_stack import runtime, template
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 
-# The configuration a deployed function gets from template.yaml (tests/template checks the names match).
-FUNCTION_ENV = {
-    "SAGEMAKER_ENDPOINT_NAME": "sentiment-test",
-    "STAGE": "test",
-    "POWERTOOLS_SERVICE_NAME": "sentiment-api",
-    "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
+#: What the template's references resolve to in the tests (the endpoint name is deliberately distinctive).
+TEST_REFS: dict[str, str] = {
+    "Stage": "test",
+    "SageMakerEndpointName": "sentiment-test",
+    "RateLimitTable": "sentiment-test-rate-limits",
+    "ReportsBucket": "sentiment-test-reports",
+    "DataBucket": "sentiment-test-data",
+    "AWS::StackName": "sentiment-api-test",
+    "AWS::Region": "us-east-1",
+    "PredictFunction": "sentiment-api-test-PredictFunction",
+    "CanaryLatencyAlarm": "sentiment-api-test-canary-p95-latency",
+    "CanaryErrorRateAlarm": "sentiment-api-test-canary-error-rate",
+    "AlarmTopic": "arn:aws:sns:us-east-1:123456789012:sentiment-api-test-alarms",
+}
+#: The test process's AWS identity: moto's, never a real one; X-Ray off.
+AWS_TEST_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
-    "RATE_LIMIT_TABLE_NAME": "sentiment-test-rate-limits",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+#: The old short names of the functions the tests load (functions/<folder>, or the handler's name).
+LOGICAL_IDS = {
+    "predict": "PredictFunction",
+    "explain": "ExplainFunction",
+    "pre_traffic": "PreTrafficHookFunction",
+    "post_traffic": "PostTrafficHookFunction",
+    "validate_dataset": "ValidateDatasetFunction",
+    "smoke_test_endpoint": "SmokeTestEndpointFunction",
+    "release_model": "ReleaseModelFunction",
+}
 
 
-def load_function(name: str, env: dict[str, str] | None = None) -> ModuleType:
-    """Imports functions/<name>/app.py under a unique module name, with the function's environment."""
-    path = ROOT / "functions" / name / "app.py"
-    saved = {k: os.environ.get(k) for k in FUNCTION_ENV | (env or {})}
-    os.environ.update(FUNCTION_ENV | (env or {}))
-    try:
-        spec = importlib.util.spec_from_file_location(f"{name}_app_under_test", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def function(name: str, refs: Mapping[str, str] | None = None) -> template.Function:
+    return template.functions(TEST_REFS | dict(refs or {}))[LOGICAL_IDS.get(name, name)]
+
+
+def function_env(name: str, refs: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment template.yaml gives the function, resolved with TEST_REFS (+ refs), plus the test
+    identity."""
+    return function(name, refs).resolved_environment(TEST_REFS | dict(refs or {})) | AWS_TEST_ENV
+
+
+# The predict function's configuration (tests/template checks the template against the code's needs).
+FUNCTION_ENV = function_env("predict")
+_loaded = itertools.count()
+
+
+def load_function(name: str, env: Mapping[str, str] | None = None,
+                  refs: Mapping[str, str] | None = None) -> ModuleType:
+    """Imports the function's handler module under a unique module name, with the function's environment
+    (template + ``env``) set while it imports; the process environment is restored afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in (function_env(name, refs) | dict(env or {})).items():
+            patch.setenv(key, value)
+        return runtime.import_module(function(name, refs), f"{name}_under_test_{next(_loaded)}")
+
+
+def handler_of(module: ModuleType, name: str) -> Any:
+    """The function's handler in a module loaded by load_function."""
+    return getattr(module, function(name).attribute)
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -68,10 +103,5 @@ class FakeContext:
 
 
 def create_rate_limit_table(client: Any, name: str) -> None:
-    """The rate-limit table as template.yaml defines it (key schema checked by tests/template)."""
-    client.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    """The rate-limit table as template.yaml defines it (keys and TTL read from the template)."""
+    template.table("RateLimitTable").create(client, name)

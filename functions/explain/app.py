@@ -1,5 +1,5 @@
-"""GET /explain: entry point only. The summary of the latest governance report comes from the shared layer
-(sentiment_common.reports); the report lives in S3 (REPORTS_URI=s3://...) or, locally, in a folder."""
+"""GET /explain: entry point only. The summary of the latest governance report comes from
+explanation.reports (this folder); the report lives in S3 (REPORTS_URI=s3://...) or, locally, in a folder."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sentiment_common.api import create_resolver, handle, ok
-from sentiment_common.config import load_settings
-from sentiment_common.observability import logger, metrics, tracer
-from sentiment_common.ratelimit import DynamoDbRateLimiter
-from sentiment_common.reports import explain_summary, load_reports_uri, store_from_uri
+from explanation.config import ExplainSettings
+from explanation.reports import explain_summary, store_from_uri
+from sentiment_api.http import create_resolver, handle, ok
+from sentiment_api.observability import logger, metrics, tracer
+from sentiment_api.ratelimit import DynamoDbRateLimiter
 
-settings = load_settings()  # cold start: fails the init phase when configuration is missing
-reports = store_from_uri(load_reports_uri())
-limiter = DynamoDbRateLimiter.from_settings(settings)
-metrics.set_default_dimensions(Stage=settings.stage)
-app = create_resolver(limiter, fail_open=settings.rate_limit_fail_open)
+settings = ExplainSettings.from_env()  # cold start: fails the init phase when configuration is missing
+reports = store_from_uri(settings.reports_uri)
+limiter = DynamoDbRateLimiter.from_settings(settings.api.rate_limit)
+metrics.set_default_dimensions(Stage=settings.api.stage)
+app = create_resolver(limiter, fail_open=settings.api.rate_limit.fail_open)
 
 # Reports change weekly: clients and caches may keep an answer for a minute.
 CACHE_HEADERS = {"Cache-Control": "private, max-age=60"}
@@ -25,7 +25,7 @@ CACHE_HEADERS = {"Cache-Control": "private, max-age=60"}
 
 @app.get("/explain")
 def explain() -> Response:
-    return ok(explain_summary(reports, settings.endpoint_name), app, CACHE_HEADERS)
+    return ok(explain_summary(reports, settings.live_endpoint), app, CACHE_HEADERS)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,5 +1,6 @@
 """A WSGI app that answers like an API Gateway HTTP API with a JWT authorizer and Lambda proxy
-integrations (payload format 2.0), invoking the unchanged handlers under ``functions/``.
+integrations (payload format 2.0), invoking the unchanged handlers under ``functions/``. Routes, handlers,
+layers and environment variables come from template.yaml (local_stack.template).
 
 Per request: match the route (404 ``{"message":"Not Found"}`` for an unknown path or method), run the
 JWT authorizer (401/403), build the 2.0 event, invoke the handler with a LambdaContext (one invocation
@@ -12,31 +13,28 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib.util
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from . import REPO_ROOT
+from . import REPO_ROOT, template
 from .authorizer import AuthorizerConfig, Denied, authorize
 from .events import HttpRequest, build_event
-from .idp import AUDIENCE, PREDICT_SCOPE, DevIdentityProvider
+from .idp import AUDIENCE, DevIdentityProvider
 from .lambda_context import REGION, new_context
+from .runtime import Handler, load_handler
+from .template import Function
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[dict[str, Any], Any], Any]
 
 JWKS_PATH = "/.well-known/jwks.json"
 ENDPOINT_NAME = "sentiment-local"
@@ -44,34 +42,15 @@ RATE_LIMIT_TABLE = "sentiment-local-rate-limits"
 NO_AWS_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, a call fails at once
 #: The HTTP API payload quota (10 MB); larger requests never reach the function.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-#: Where the shared layer's code lives; the Lambda runtime has it on sys.path as /opt/python.
-LAYER_DIRS = (REPO_ROOT / "layers" / "common",)
-
-
-@dataclass(frozen=True, slots=True)
-class RouteSpec:
-    """One row of the route table: ``METHOD /path`` → ``functions/<name>/app.py`` ``lambda_handler``."""
-
-    method: str
-    path: str
-    code: str
-    scopes: tuple[str, ...] = ()
-
-    @property
-    def function_dir(self) -> str:
-        return Path(self.code).parent.name
-
-    @property
-    def function_name(self) -> str:
-        """``sentiment-api-PredictFunction``: stack name + the template's logical id."""
-        return f"sentiment-api-{self.function_dir.capitalize()}Function"
-
-
-#: The routes of template.yaml's HTTP API. A new function is one line here.
-ROUTE_TABLE: tuple[RouteSpec, ...] = (
-    RouteSpec("POST", "/predict", "functions/predict/app.py", scopes=(PREDICT_SCOPE,)),
-    RouteSpec("GET", "/explain", "functions/explain/app.py", scopes=(PREDICT_SCOPE,)),
-)
+#: What the template's references resolve to locally (parameters not named here take their defaults).
+LOCAL_REFS = {
+    "Stage": "local",
+    "SageMakerEndpointName": ENDPOINT_NAME,
+    "RateLimitTable": RATE_LIMIT_TABLE,
+    "ReportsBucket": "local-reports",  # REPORTS_URI is replaced by a local folder (lambda_environment)
+    "AWS::StackName": "sentiment-api",
+    "AWS::Region": REGION,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,23 +60,33 @@ class Route:
     function_name: str
     handler: Handler
     scopes: tuple[str, ...] = ()
+    timeout_s: float = 3.0  # the function's Timeout in the template
 
     @property
     def key(self) -> str:
         return f"{self.method} {self.path}"
 
 
+def api_functions() -> list[Function]:
+    """The template's functions behind an HttpApi route, in template order."""
+    return [function for function in template.functions(LOCAL_REFS).values() if function.routes]
+
+
+def function_name(function: Function) -> str:
+    """``sentiment-api-PredictFunction``: stack name + the template's logical id."""
+    return f"{LOCAL_REFS['AWS::StackName']}-{function.logical_id}"
+
+
 # ---- the function runtime ---------------------------------------------------------------------------
 def lambda_environment(model_url: str, dynamodb_url: str) -> dict[str, str]:
-    """The function's environment for local runs: the template's variables, boto3 endpoint overrides for
-    the two services the function calls, and dummy credentials, so nothing reaches AWS."""
-    return {
-        "SAGEMAKER_ENDPOINT_NAME": ENDPOINT_NAME,
-        "STAGE": "local",
-        "POWERTOOLS_SERVICE_NAME": "sentiment-api",
-        "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
+    """The functions' environment for local runs: the template's variables (resolved with LOCAL_REFS), boto3
+    endpoint overrides for the two services the functions call, and dummy credentials, so nothing reaches
+    AWS. All API functions run in one process, so this is the union of their environments."""
+    env: dict[str, str] = {}
+    for function in api_functions():
+        env.update(function.resolved_environment(LOCAL_REFS))
+    return env | {
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "RATE_LIMIT_TABLE_NAME": RATE_LIMIT_TABLE,
         # GET /explain reads the newest local governance report (python -m governance.analyze writes it).
         "REPORTS_URI": os.environ.get("LOCAL_REPORTS_DIR") or str(REPO_ROOT / "reports" / "governance"),
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model_url,
@@ -116,38 +105,20 @@ _AWS_IDENTITY_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TO
 
 
 def apply_environment(env: Mapping[str, str]) -> None:
-    """Sets the function environment in this process (before the handler module is imported)."""
+    """Sets the function environment in this process (before the handler modules are imported)."""
     for name in _AWS_IDENTITY_VARIABLES:
         os.environ.pop(name, None)
     os.environ.update(env)
 
 
-def load_handler(code: Path, module_name: str, attribute: str = "lambda_handler") -> Handler:
-    """Imports a handler file by path, with its folder and the layer on sys.path, as the runtime does."""
-    for directory in (code.parent, *LAYER_DIRS):
-        if str(directory) not in sys.path:
-            sys.path.append(str(directory))
-    spec = importlib.util.spec_from_file_location(module_name, code)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load a Python module from {code}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    handler: Handler = getattr(module, attribute)
-    return handler
-
-
-def load_routes(table: Iterable[RouteSpec] = ROUTE_TABLE, root: Path = REPO_ROOT) -> list[Route]:
-    return [
-        Route(
-            method=spec.method,
-            path=spec.path,
-            function_name=spec.function_name,
-            handler=load_handler(root / spec.code, f"{spec.function_dir}_app"),
-            scopes=spec.scopes,
-        )
-        for spec in table
-    ]
+def load_routes(functions: Iterable[Function] | None = None) -> list[Route]:
+    """One route per HttpApi event of the template, each invoking its function's unchanged handler."""
+    routes = []
+    for function in api_functions() if functions is None else functions:
+        handler = load_handler(function)
+        routes += [Route(route.method, route.path, function_name(function), handler, route.scopes,
+                         function.timeout_s) for route in function.routes]
+    return routes
 
 
 # ---- HTTP ⇄ Lambda ----------------------------------------------------------------------------------
@@ -281,7 +252,7 @@ class ApiEmulator:
         return response
 
     def invoke(self, route: Route, event: dict[str, Any]) -> Response:
-        context = new_context(route.function_name)
+        context = new_context(route.function_name, route.timeout_s)
         with self._instance:
             try:
                 result = route.handler(event, context)

@@ -35,8 +35,6 @@ fault (throttling, 5xx, timeout, connection reset, unusable answers; see ``FAULT
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import re
@@ -52,10 +50,13 @@ from types import FrameType
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
+from sentiment_core import wire
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from .servers import QuietRequestHandler
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ ACCOUNT_ID = "000000000000"  # what appears in "Endpoint x of account ... not fo
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint payload limit
 JSON = "application/json"
 CSV = "text/csv"
-CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+CUSTOM_ATTRIBUTES = wire.CUSTOM_ATTRIBUTES_HEADER
 _SAFE_LOG_VALUE = re.compile(r"[^A-Za-z0-9._:@/+=-]")
 
 
@@ -193,20 +194,12 @@ def reset_connection(request: Request) -> NoReturn:
 
 
 def parse_csv(body: bytes) -> tuple[list[str], bool]:
-    """RFC 4180 records, one text per record. Returns (texts, is_batch). Blank lines are skipped; an empty
-    body is one empty text (answered like any other text)."""
+    """RFC 4180 records, one text per record (sentiment_core.wire.decode_texts). Returns (texts, is_batch).
+    Blank lines are skipped; an empty body is one empty text (answered like any other text)."""
     try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise model_error(400, f"the body is not valid UTF-8 (byte {exc.start})") from None
-    try:
-        rows = [row for row in csv.reader(io.StringIO(text, newline=""), strict=True) if row]
-    except csv.Error as exc:
-        raise model_error(400, f"the body is not valid CSV: {exc}") from None
-    for n, row in enumerate(rows, start=1):
-        if len(row) != 1:
-            raise model_error(400, f"CSV record {n} has {len(row)} fields; expected one text per record (quote commas)")
-    texts = [row[0] for row in rows] or [""]
+        texts = wire.decode_texts(body)
+    except wire.WireError as exc:
+        raise model_error(400, str(exc)) from None
     return texts, len(texts) > 1
 
 
@@ -327,24 +320,12 @@ class ModelServer:
         proba = np.asarray(self.model.predict_proba(texts), dtype=np.float64)
         if proba.shape != (len(texts), len(self.labels)):
             raise RuntimeError(f"model returned shape {proba.shape} for {len(texts)} texts")
-        out = []
-        for row in proba:
-            best = int(np.argmax(row))
-            out.append(
-                {
-                    "predicted_label": self.labels[best],
-                    "probability": float(row[best]),
-                    "probabilities": [float(p) for p in row],
-                    "labels": list(self.labels),
-                    "model_version": self.version,
-                }
-            )
-        return out
+        return [wire.answer_object([float(p) for p in row], self.labels, self.version) for row in proba]
 
     def json_response(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
         response = Response(json.dumps(payload), status=status, mimetype=JSON)
         if status == 200:
-            response.headers[CUSTOM_ATTRIBUTES] = f"model_version={self.version}"
+            response.headers[CUSTOM_ATTRIBUTES] = wire.custom_attributes(model_version=self.version)
             response.headers["x-Amzn-Invoked-Production-Variant"] = "AllTraffic"
         for k, v in (headers or {}).items():
             response.headers[k] = v
@@ -364,21 +345,11 @@ def _log_safe(value: str, limit: int) -> str:
 
 
 def _correlation_id(custom_attributes: str | None) -> str:
-    for part in (custom_attributes or "").split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "correlation_id" and value:
-            return _log_safe(value, 128)
-    return "-"
+    value = wire.custom_attribute(custom_attributes, "correlation_id")
+    return _log_safe(value, 128) if value else "-"
 
 
 # --- serving --------------------------------------------------------------------------------------------
-
-
-class QuietRequestHandler(WSGIRequestHandler):
-    """The app logs one line per request itself; werkzeug's access line would be a second one."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 def serve(app: ModelServer, host: str, port: int) -> Any:

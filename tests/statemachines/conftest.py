@@ -18,20 +18,16 @@ candidate, Failed with a reason, ...), by setting the fields on moto's own objec
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import time
 import traceback
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -45,7 +41,6 @@ from tests.helpers import FakeContext
 
 ROOT = Path(__file__).resolve().parents[2]
 STATEMACHINES = ROOT / "statemachines"
-LAYER = ROOT / "layers" / "common"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9:]+)\}")
@@ -64,22 +59,7 @@ def placeholders(name: str) -> set[str]:
     return set(_PLACEHOLDER.findall((STATEMACHINES / f"{name}.asl.json").read_text("utf-8")))
 
 
-# ---- the Lambda runtime ---------------------------------------------------------------------------------
-def load_task_function(directory: str, monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> ModuleType:
-    """Imports functions/<directory>/app.py the way the Lambda runtime does: its folder and the layer on
-    sys.path, its environment set before import."""
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.syspath_prepend(str(LAYER))
-    module_name = f"{directory}_task_under_test_{uuid.uuid4().hex[:8]}"
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / directory / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, module_name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
+# ---- the Lambda runtime (the handlers are loaded by tests.helpers.load_function) ---------------------------
 @dataclass
 class LambdaRuntime:
     """Function name -> handler; what moto's Lambda invoke dispatches to. Records every invocation."""

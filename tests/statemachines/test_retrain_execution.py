@@ -15,6 +15,7 @@ import pytest
 import requests
 from moto.cloudformation.models import CloudFormationBackend
 
+from tests.helpers import load_function
 from tests.statemachines.conftest import (
     ACCOUNT,
     REGION,
@@ -24,7 +25,6 @@ from tests.statemachines.conftest import (
     Outcome,
     SageMakerClock,
     deploy_function,
-    load_task_function,
     notification_topic,
     role,
     run_state_machine,
@@ -120,21 +120,19 @@ def setup_world(aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch, cloudformat
         Parameters=[{"ParameterKey": "Stage", "ParameterValue": "test"},
                     {"ParameterKey": "SageMakerEndpointName", "ParameterValue": LIVE_ENDPOINT}])
     topic, notifications = notification_topic()
-    common = {"POWERTOOLS_SERVICE_NAME": "sentiment-api", "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
-              "POWERTOOLS_TRACE_DISABLED": "true", "STAGE": "test"}
-    validate = load_task_function("validate_dataset", monkeypatch,
-                                  {**common, "DATA_BUCKET": DATA_BUCKET, "TRAINING_PREFIX": "training/"})
-    smoke = load_task_function("smoke_test_endpoint", monkeypatch, common)
-    release_env = {**common, "STACK_NAME": STACK,
-                   "CLOUDFORMATION_ROLE_ARN": role("cfn-deploy", "cloudformation.amazonaws.com")
-                   if cloudformation_role else ""}
-    release = load_task_function("release_model", monkeypatch, release_env)
+    # The three tasks share one CodeUri and one configuration: template.yaml's variables, resolved here.
+    refs = {"Stage": "test", "DataBucket": DATA_BUCKET, "AWS::StackName": STACK}
+    env = {"CLOUDFORMATION_ROLE_ARN": role("cfn-deploy", "cloudformation.amazonaws.com") if cloudformation_role
+           else ""}
+    validate = load_function("validate_dataset", env, refs)
+    smoke = load_function("smoke_test_endpoint", env, refs)
+    release = load_function("release_model", env, refs)
     clock = SageMakerClock()
     clock.install(monkeypatch)
     substitutions = {
-        "ValidateDatasetFunctionArn": deploy_function(aws, "validate-dataset", validate.lambda_handler),
-        "SmokeTestFunctionArn": deploy_function(aws, "smoke-test-endpoint", smoke.lambda_handler),
-        "ReleaseModelFunctionArn": deploy_function(aws, "release-model", release.lambda_handler),
+        "ValidateDatasetFunctionArn": deploy_function(aws, "validate-dataset", validate.validate_dataset),
+        "SmokeTestFunctionArn": deploy_function(aws, "smoke-test-endpoint", smoke.smoke_test_endpoint),
+        "ReleaseModelFunctionArn": deploy_function(aws, "release-model", release.release_model),
         "SageMakerExecutionRoleArn": role("sagemaker-execution", "sagemaker.amazonaws.com"),
         "NotificationTopicArn": topic,
         "DataBucket": DATA_BUCKET,

@@ -10,6 +10,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from canary import release as canary_release
+from canary import settings as hook_settings
 
 from tests.helpers import FUNCTION_ENV
 from tests.template.cfn_helpers import as_list, contains_wildcard, of_type, only, policy_statements, resolve_sub
@@ -118,8 +120,8 @@ def _shape(metrics: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 def test_template_alarms_have_the_shape_the_pre_traffic_hook_writes(resources: dict[str, Any], alarm_id: str,
                                                                     builder: str) -> None:
     canary = canary_module()
-    settings = canary.load_hook_settings({**FUNCTION_ENV, **hook_env(resources, "PreTrafficHookFunction")})
-    written = getattr(canary, builder)(settings, canary.Release("d-1", "fn", "live", "1", "2"))
+    settings = hook_settings.HookSettings.from_env({**FUNCTION_ENV, **hook_env(resources, "PreTrafficHookFunction")})
+    written = getattr(canary, builder)(settings, canary_release.Release("d-1", "fn", "live", "1", "2"))
     declared = resources[alarm_id]["Properties"]
     assert _shape(declared["Metrics"]) == _shape(written["Metrics"])
     for key in ("Threshold", "ComparisonOperator", "EvaluationPeriods", "DatapointsToAlarm", "TreatMissingData"):
@@ -129,8 +131,8 @@ def test_template_alarms_have_the_shape_the_pre_traffic_hook_writes(resources: d
 
 def test_template_alarms_are_declared_idle(resources: dict[str, Any]) -> None:
     """Idle = watching a version that does not exist: OK until the PreTraffic hook arms them, and what the
-    PostTraffic hook writes back after the verdict (sentiment_common.canary.idle_alarms)."""
-    idle = canary_module().IDLE_VERSION
+    PostTraffic hook writes back after the verdict (sentiment_common.alarms.idle_alarms)."""
+    idle = canary.IDLE_VERSION
     for alarm_id in ("CanaryLatencyAlarm", "CanaryErrorRateAlarm"):
         versions = {d["Value"] for q in resources[alarm_id]["Properties"]["Metrics"] if "MetricStat" in q
                     for d in q["MetricStat"]["Metric"]["Dimensions"] if d["Name"] in ("FunctionVersion",
@@ -199,7 +201,7 @@ def test_hook_timeouts_cover_their_work(resources: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_configuration_is_the_spec_rule(resources: dict[str, Any], hook: str) -> None:
-    settings = canary_module().load_hook_settings({**FUNCTION_ENV, **hook_env(resources, hook)})
+    settings = canary.load_hook_settings({**FUNCTION_ENV, **hook_env(resources, hook)})
     assert (settings.rule.max_latency_ratio, settings.rule.max_error_rate, settings.rule.window_minutes) == (
         1.3, 0.02, 5)
     assert settings.alias == "live"

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from sentiment_core.contract import REPORT_SCHEMA
 
-from governance import REPORT_SCHEMA
 from governance.analyze import DataError, analyze, build_report, cap_rows, main, read_rows
 from governance.importance import Prediction, tokens
 from governance.report import render_markdown, write_report

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from governance import REPORT_SCHEMA
+from sentiment_core.contract import REPORT_SCHEMA
+
 from governance.clarify import analysis_config, convert, main
 from governance.metrics import THRESHOLDS
 from governance.report import render_markdown

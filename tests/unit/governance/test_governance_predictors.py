@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from sentiment_core.wire import WireError as PredictionError
 
-from governance.predictors import EndpointPredictor, PredictionError, batches, encode_batch, parse_batch
+from governance.predictors import EndpointPredictor, batches, encode_batch, parse_batch
 
 PROBS = {"labels": ["negative", "neutral", "positive"]}
 

@@ -1,6 +1,7 @@
 """The governance package runs in the SageMaker scikit-learn 1.2-1 processing image (Python 3.9, no project
-dependencies): run the analysis and the Clarify conversion under a Python 3.9 interpreter, standard library
-only (skipped when no 3.9 interpreter is installed)."""
+dependencies): run the analysis and the Clarify conversion from the bundle the job gets
+(scripts/governance-bundle.sh: governance/ + sentiment_core/) under a Python 3.9 interpreter, standard
+library only (skipped when no 3.9 interpreter is installed)."""
 
 from __future__ import annotations
 
@@ -52,8 +53,10 @@ def test_governance_runs_on_python39_with_the_standard_library_only(tmp_path: Pa
     interpreter = python39()
     if interpreter is None:
         pytest.skip("no Python 3.9 interpreter installed")
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "PYTHONNOUSERSITE": "1"}
-    run = subprocess.run([interpreter, "-I", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); exec({SCRIPT!r})",
+    bundle = tmp_path / "code"
+    subprocess.run([str(ROOT / "scripts" / "governance-bundle.sh"), str(bundle)], check=True, timeout=60)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(bundle), "PYTHONNOUSERSITE": "1"}
+    run = subprocess.run([interpreter, "-I", "-c", f"import sys; sys.path.insert(0, {str(bundle)!r}); exec({SCRIPT!r})",
                           str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])

@@ -1,0 +1,68 @@
+"""The hooks' configuration, read once at cold start (pattern: sentiment_core.settings), and the canary rule.
+
+The rule (spec section 6): roll back when the new version's p95 latency exceeds the stable version's by
+more than 30 %, or its error rate exceeds 2 %, over the 5-minute canary window. Its defaults are DEFAULT_RULE;
+template.yaml sets each one explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sentiment_core.settings import env_choice, env_float, env_int, env_str, required
+
+PROMOTE, ROLLBACK, INCONCLUSIVE = "promote", "rollback", "inconclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryRule:
+    max_latency_ratio: float  # canary p95 / stable p95
+    max_error_rate: float  # canary (5xx + unhandled errors) / requests
+    window_minutes: int  # the canary phase of Canary10Percent5Minutes
+    min_requests: int  # per side, to judge at all
+    low_traffic_verdict: str  # PROMOTE | ROLLBACK when there is too little traffic to judge
+
+
+DEFAULT_RULE = CanaryRule(max_latency_ratio=1.3, max_error_rate=0.02, window_minutes=5, min_requests=50,
+                          low_traffic_verdict=PROMOTE)
+DEFAULT_METRIC_LAG_S = 180
+
+
+@dataclass(frozen=True, slots=True)
+class HookSettings:
+    function_name: str  # the predict function (physical name); a deployment of anything else is refused
+    alias: str
+    stage: str
+    namespace: str
+    latency_alarm: str
+    error_alarm: str
+    alarm_topic_arn: str
+    rule: CanaryRule
+    metric_lag_s: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> HookSettings:
+        env = os.environ if env is None else env
+        required(env, ("PREDICT_FUNCTION_NAME", "PREDICT_ALIAS", "STAGE", "POWERTOOLS_METRICS_NAMESPACE",
+                       "POWERTOOLS_SERVICE_NAME", "CANARY_LATENCY_ALARM", "CANARY_ERROR_ALARM", "ALARM_TOPIC_ARN"))
+        d = DEFAULT_RULE
+        rule = CanaryRule(
+            max_latency_ratio=env_float(env, "CANARY_MAX_LATENCY_RATIO", d.max_latency_ratio, 1.0, 10.0),
+            max_error_rate=env_float(env, "CANARY_MAX_ERROR_RATE", d.max_error_rate, 0.0, 1.0),
+            window_minutes=env_int(env, "CANARY_WINDOW_MINUTES", d.window_minutes, 1, 60),
+            min_requests=env_int(env, "CANARY_MIN_REQUESTS", d.min_requests, 1, 1_000_000),
+            low_traffic_verdict=env_choice(env, "CANARY_LOW_TRAFFIC_VERDICT", d.low_traffic_verdict,
+                                           (PROMOTE, ROLLBACK)),
+        )
+        return cls(
+            function_name=env_str(env, "PREDICT_FUNCTION_NAME"),
+            alias=env_str(env, "PREDICT_ALIAS"),
+            stage=env_str(env, "STAGE"),
+            namespace=env_str(env, "POWERTOOLS_METRICS_NAMESPACE"),
+            latency_alarm=env_str(env, "CANARY_LATENCY_ALARM"),
+            error_alarm=env_str(env, "CANARY_ERROR_ALARM"),
+            alarm_topic_arn=env_str(env, "ALARM_TOPIC_ARN"),
+            rule=rule,
+            metric_lag_s=env_int(env, "CANARY_METRIC_LAG_S", DEFAULT_METRIC_LAG_S, 0, 600),
+        )

@@ -1,0 +1,152 @@
+"""BeforeAllowTraffic: smoke-test the new version before any traffic shifts, then arm the version-aware
+rollback alarms. The new version is invoked directly (not through the alias) with one payload-v2 event per
+case: one text per label (sentiment_core.contract.SMOKE_TEXTS), one invalid body, one oversize body."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sentiment_core.contract import CORRELATION_HEADER, MAX_BODY_BYTES, SMOKE_TEXTS
+
+from .alarms import error_rate_alarm, latency_alarm
+from .observability import count_verdict, logger
+from .release import CanaryError, Release
+from .settings import ROLLBACK, HookSettings
+
+SMOKE_SUBJECT = "codedeploy-smoke-test"
+
+
+@dataclass(frozen=True, slots=True)
+class SmokeCase:
+    name: str
+    body: str
+    status: int
+    label: str | None = None  # for 200
+    error_code: str | None = None  # for 4xx
+
+
+def smoke_cases() -> list[SmokeCase]:
+    cases = [SmokeCase(f"label-{label}", json.dumps({"text": text}), 200, label=label)
+             for label, text in SMOKE_TEXTS.items()]
+    cases.append(SmokeCase("invalid-body", '{"text": "an unterminated string', 400, error_code="INVALID_JSON"))
+    oversize = json.dumps({"text": "a" * (MAX_BODY_BYTES + 100)})
+    cases.append(SmokeCase("oversize-body", oversize, 413, error_code="PAYLOAD_TOO_LARGE"))
+    return cases
+
+
+def smoke_event(case: SmokeCase, deployment_id: str, now: datetime) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event as the JWT authorizer passes it on, for POST /predict."""
+    correlation_id = f"smoke-{deployment_id}-{case.name}"
+    return {
+        "version": "2.0",
+        "routeKey": "POST /predict",
+        "rawPath": "/predict",
+        "rawQueryString": "",
+        "headers": {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": "codedeploy-pre-traffic-hook",
+            CORRELATION_HEADER: correlation_id,
+        },
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "codedeploy-hook",
+            "authorizer": {"jwt": {"claims": {"sub": SMOKE_SUBJECT}, "scopes": []}},
+            "domainName": "codedeploy-hook.invalid",
+            "domainPrefix": "codedeploy-hook",
+            "http": {"method": "POST", "path": "/predict", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                     "userAgent": "codedeploy-pre-traffic-hook"},
+            "requestId": correlation_id,
+            "routeKey": "POST /predict",
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "body": case.body,
+        "isBase64Encoded": False,
+    }
+
+
+def check_answer(case: SmokeCase, correlation_id: str, answer: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the function's answer to one smoke case (empty: nothing)."""
+    status = answer.get("statusCode")
+    if status != case.status:
+        return [f"{case.name}: status {status}, expected {case.status}"]
+    problems = []
+    headers = {str(k).lower(): v for k, v in (answer.get("headers") or {}).items()}
+    if headers.get(CORRELATION_HEADER) != correlation_id:
+        problems.append(f"{case.name}: correlation id {headers.get(CORRELATION_HEADER)!r} not echoed")
+    try:
+        body = json.loads(answer.get("body") or "")
+    except ValueError:
+        return [*problems, f"{case.name}: body is not JSON"]
+    if case.label is not None and body.get("sentiment") != case.label:
+        problems.append(f"{case.name}: sentiment {body.get('sentiment')!r}, expected {case.label!r}")
+    if case.error_code is not None and (body.get("error") or {}).get("code") != case.error_code:
+        problems.append(f"{case.name}: error code {(body.get('error') or {}).get('code')!r}, "
+                        f"expected {case.error_code!r}")
+    return problems
+
+
+class FunctionVersions(Protocol):
+    def alias_version(self, function_name: str, alias: str) -> str: ...
+
+    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+class LambdaFunctionVersions:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def alias_version(self, function_name: str, alias: str) -> str:
+        return str(self._client.get_alias(FunctionName=function_name, Name=alias)["FunctionVersion"])
+
+    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Invokes one version directly (not through the alias), synchronously."""
+        response = self._client.invoke(FunctionName=function_name, Qualifier=version,
+                                       InvocationType="RequestResponse", Payload=json.dumps(event).encode())
+        payload = response["Payload"].read()
+        if response.get("FunctionError"):
+            raise CanaryError(f"version {version} failed: {response['FunctionError']}: {payload[:500]!r}")
+        answer: dict[str, Any] = json.loads(payload)
+        return answer
+
+
+def run_smoke_tests(release: Release, versions: FunctionVersions, now: datetime) -> list[str]:
+    """Invokes the new version once per smoke case; the problems found (empty: all passed)."""
+    problems: list[str] = []
+    for case in smoke_cases():
+        event = smoke_event(case, release.deployment_id, now)
+        try:
+            answer = versions.invoke(release.function_name, release.target_version, event)
+        except CanaryError as exc:
+            problems.append(f"{case.name}: {exc}")
+            continue
+        problems.extend(check_answer(case, event["headers"][CORRELATION_HEADER], answer))
+    return problems
+
+
+def pre_traffic_check(release: Release, settings: HookSettings, versions: FunctionVersions,
+                      put_metric_alarm: Callable[..., Any], now: datetime) -> bool:
+    stable = versions.alias_version(release.function_name, release.alias)
+    if stable != release.current_version:
+        # The alias is the truth about what serves traffic now; the AppSpec was written when the deployment
+        # was created. Compare against what actually serves.
+        logger.warning("alias and AppSpec disagree on the stable version",
+                       extra={"alias_version": stable, "appspec_version": release.current_version})
+        release = Release(release.deployment_id, release.function_name, release.alias, stable,
+                          release.target_version)
+    problems = run_smoke_tests(release, versions, now)
+    if problems:
+        logger.error("smoke tests failed", extra={"problems": problems})
+        count_verdict(ROLLBACK)
+        return False
+    for alarm in (latency_alarm(settings, release), error_rate_alarm(settings, release)):
+        put_metric_alarm(**alarm)
+    logger.info("smoke tests passed; canary alarms armed",
+                extra={"alarms": [settings.latency_alarm, settings.error_alarm]})
+    return True

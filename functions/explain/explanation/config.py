@@ -1,0 +1,24 @@
+"""The explain function's configuration, read once at cold start (pattern: sentiment_core.settings)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sentiment_api import config as api_config
+from sentiment_core.settings import env_str, required
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainSettings:
+    api: api_config.ApiSettings
+    reports_uri: str  # s3://bucket/prefix/ in the cloud, a folder locally
+    live_endpoint: str  # the summary says whether the report is about the model serving now
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ExplainSettings:
+        env = os.environ if env is None else env
+        required(env, ("REPORTS_URI", "SAGEMAKER_ENDPOINT_NAME", *api_config.REQUIRED))
+        return cls(api=api_config.ApiSettings.from_env(env), reports_uri=env_str(env, "REPORTS_URI").strip(),
+                   live_endpoint=env_str(env, "SAGEMAKER_ENDPOINT_NAME"))

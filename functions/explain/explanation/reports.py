@@ -1,0 +1,186 @@
+"""Governance reports behind GET /explain: where the latest report is (a small ReportStore interface with an
+S3 and a filesystem implementation) and the compact summary the endpoint answers.
+
+Layout (written by the weekly governance job, or locally by ``python -m governance.analyze``)::
+
+    <REPORTS_URI>/<YYYY-MM-DD>/analysis.json    schema sentiment-api/governance-report/v1
+    <REPORTS_URI>/<YYYY-MM-DD>/report.md
+
+``REPORTS_URI`` is ``s3://<bucket>/<prefix>/`` in the cloud and a folder (or ``file://`` URI) locally. The
+latest report is the greatest date folder that holds an ``analysis.json`` (the job writes it last). Pass/fail
+of each bias check is re-evaluated here from the report's value and the documented threshold
+(sentiment_core.contract.bias_check_passed), never read from a stored boolean.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+import boto3
+from botocore.config import Config
+from sentiment_api.errors import NotFound
+from sentiment_api.schemas import compile_schema, validate_output
+from sentiment_core.contract import LABELS, REPORT_SCHEMA, bias_check_passed
+from sentiment_core.settings import ConfigurationError
+
+ANALYSIS_FILE = "analysis.json"
+MARKDOWN_FILE = "report.md"
+TOP_TOKENS = 5
+_DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+SCHEMAS = Path(__file__).with_name("schemas")
+_EXPLAIN_RESPONSE = compile_schema(SCHEMAS / "explain_response.json")
+
+
+class ReportUnreadable(Exception):
+    """A stored report is not valid JSON of the expected schema: a producer bug, answered as a 500."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    key: str  # "<prefix>/<date>/analysis.json", relative to the store
+    location: str  # full URI or path of analysis.json
+    markdown: str  # full URI or path of report.md
+    analysis: dict[str, Any]
+
+
+class ReportStore(Protocol):
+    def latest(self) -> StoredReport | None:
+        """The newest complete report, or None when there is none."""
+        ...
+
+
+def _parse(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportUnreadable(f"{where}: not JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("schema") != REPORT_SCHEMA:
+        raise ReportUnreadable(f"{where}: not a {REPORT_SCHEMA} document")
+    return document
+
+
+class S3ReportStore:
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self._client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    @classmethod
+    def create(cls, bucket: str, prefix: str) -> S3ReportStore:
+        # Worst case per call 2 x (0.3 + 1.0) s; a list and a get stay within the function's 6 s timeout.
+        config = Config(connect_timeout=0.3, read_timeout=1.0, retries={"mode": "standard", "total_max_attempts": 2})
+        return cls(boto3.client("s3", config=config), bucket, prefix)
+
+    def _date_folders(self) -> list[str]:
+        folders: list[str] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                name = common["Prefix"][len(self.prefix):].rstrip("/")
+                if _DATE_DIR.match(name):
+                    folders.append(name)
+        return sorted(folders, reverse=True)
+
+    def latest(self) -> StoredReport | None:
+        for folder in self._date_folders():
+            key = f"{self.prefix}{folder}/{ANALYSIS_FILE}"
+            try:
+                body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            except self._client.exceptions.NoSuchKey:
+                continue  # a run in progress or a failed one: fall back to the previous date
+            return StoredReport(
+                key=key,
+                location=f"s3://{self.bucket}/{key}",
+                markdown=f"s3://{self.bucket}/{self.prefix}{folder}/{MARKDOWN_FILE}",
+                analysis=_parse(body, f"s3://{self.bucket}/{key}"),
+            )
+        return None
+
+
+class FileReportStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def latest(self) -> StoredReport | None:
+        if not self.root.is_dir():
+            return None
+        folders = sorted((p for p in self.root.iterdir() if p.is_dir() and _DATE_DIR.match(p.name)), reverse=True)
+        for folder in folders:
+            document = folder / ANALYSIS_FILE
+            if document.is_file():
+                return StoredReport(
+                    key=f"{folder.name}/{ANALYSIS_FILE}",
+                    location=str(document),
+                    markdown=str(folder / MARKDOWN_FILE),
+                    analysis=_parse(document.read_bytes(), str(document)),
+                )
+        return None
+
+
+def store_from_uri(uri: str, s3_store: Callable[[str, str], ReportStore] = S3ReportStore.create) -> ReportStore:
+    """``s3://bucket/prefix`` -> S3ReportStore; ``file:///path`` or a plain path -> FileReportStore."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ConfigurationError(f"REPORTS_URI={uri!r} has no bucket")
+        return s3_store(parsed.netloc, parsed.path.lstrip("/"))
+    if parsed.scheme == "file":
+        return FileReportStore(Path(unquote(parsed.path)))
+    if parsed.scheme:
+        raise ConfigurationError(f"REPORTS_URI={uri!r}: use s3://bucket/prefix or a local folder")
+    return FileReportStore(Path(uri))
+
+
+def _checks(bias: Mapping[str, Any]) -> list[dict[str, Any]]:
+    checks = []
+    for facet, result in sorted(bias.items()):
+        for metric in result.get("metrics", []):
+            value, threshold = metric.get("value"), metric.get("threshold")
+            if not isinstance(value, int | float) or not isinstance(threshold, int | float):
+                continue  # informational metric, or not computable (too few groups)
+            checks.append({"facet": facet, "metric": str(metric["name"]), "value": float(value),
+                           "threshold": float(threshold), "passed": bias_check_passed(value, threshold)})
+    return checks
+
+
+def summarize(report: StoredReport, live_endpoint: str | None, top_n: int = TOP_TOKENS) -> dict[str, Any]:
+    """The GET /explain body for one stored report (validated against schemas/explain_response.json)."""
+    analysis = report.analysis
+    try:
+        per_label = analysis["token_importance"]["per_label"]
+        checks = _checks(analysis["bias"])
+        report_endpoint = analysis["model"].get("endpoint")
+        body = {
+            "model_version": str(analysis["model"]["version"]),
+            "report_date": str(analysis["report_date"]),
+            "generated_at": str(analysis["generated_at"]),
+            "engine": str(analysis["engine"]),
+            "report_covers_live_endpoint": None if not report_endpoint or not live_endpoint
+            else report_endpoint == live_endpoint,
+            "top_tokens": {
+                label: [{"token": str(t["token"]), "importance": float(t["importance"])}
+                        for t in per_label.get(label, [])[:top_n]]
+                for label in LABELS
+            },
+            "bias": {"passed": all(c["passed"] for c in checks), "checks": checks},
+            "report": {"key": report.key, "location": report.location, "markdown": report.markdown},
+        }
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ReportUnreadable(f"{report.location}: missing or malformed field: {exc!r}") from None
+    return validate_output(_EXPLAIN_RESPONSE, body, "explain response")
+
+
+def explain_summary(store: ReportStore, live_endpoint: str | None) -> dict[str, Any]:
+    """The use case of GET /explain: the latest report's summary, or NotFound (404) when there is none."""
+    report = store.latest()
+    if report is None:
+        raise NotFound("No governance report exists yet: the weekly governance job writes the first one "
+                       "(locally: python -m governance.analyze).")
+    return summarize(report, live_endpoint)

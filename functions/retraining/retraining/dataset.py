@@ -1,0 +1,158 @@
+"""Retraining task ValidateDataset, step 1 (statemachines/retrain.asl.json): checks the training CSV before
+an Autopilot job is paid for, and names the run's resources.
+
+Checks: the object is under s3://$DATA_BUCKET/$TRAINING_PREFIX (the only place the SageMaker execution role
+may read), at most $MAX_DATASET_BYTES, UTF-8 CSV whose header is exactly ``text,label``, every row has a
+non-empty text and a label in {negative, neutral, positive}, and each of the three labels has at least
+``min_rows_per_class`` rows. Any failure raises (DatasetInvalid / InvalidRequest): the state machine's
+Catch sees the error type, never an error-shaped result.
+
+Names (one per run, from the execution start time): ``<prefix>-<yyyymmdd>-<hhmmss>`` for the AutoML job
+(<= 32 characters), the model, the endpoint configuration and the endpoint (lower case, so it satisfies
+the template's SageMakerEndpointName pattern and can be released through it). The prefix must start with
+$JOB_NAME_PREFIX_SCOPE, the names the state machine's IAM policy covers.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+from botocore.exceptions import ClientError
+from sentiment_core.contract import LABELS
+
+from .config import DatasetSettings
+from .observability import logger
+
+COLUMNS = ("text", "label")
+PREFIX_PATTERN = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,15}$")
+MAX_TEXT_CHARS = 10_000
+
+
+class DatasetInvalid(Exception):
+    """The training data does not satisfy the documented contract."""
+
+
+class InvalidRequest(Exception):
+    """The execution input is malformed (prefix, URI, minimum rows)."""
+
+
+def run_names(prefix: str, execution_start_time: str, scope: str = "") -> dict[str, str]:
+    if not PREFIX_PATTERN.match(prefix):
+        raise InvalidRequest(f"job_name_prefix {prefix!r} must match {PREFIX_PATTERN.pattern} (<= 16 characters)")
+    if not prefix.startswith(scope):
+        raise InvalidRequest(f"job_name_prefix {prefix!r} must start with {scope!r}: the state machine may only "
+                             "create SageMaker resources named so")
+    try:
+        started = dt.datetime.fromisoformat(execution_start_time.replace("Z", "+00:00")).astimezone(dt.UTC)
+    except ValueError:
+        raise InvalidRequest(f"execution_start_time {execution_start_time!r} is not an ISO 8601 time") from None
+    run_id = started.strftime("%Y%m%d-%H%M%S")
+    name = f"{prefix}-{run_id}"
+    return {"run_id": run_id, "model_version": name, "automl_job_name": name, "model_name": name,
+            "endpoint_config_name": name, "endpoint_name": name}
+
+
+def parse_location(uri: str, config: DatasetSettings) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    key = parsed.path.lstrip("/")
+    if parsed.scheme != "s3" or not parsed.netloc or not key:
+        raise InvalidRequest(f"training_data_s3_uri {uri!r} must be s3://<bucket>/<key>")
+    if parsed.netloc != config.data_bucket or not key.startswith(config.training_prefix):
+        raise InvalidRequest(f"training_data_s3_uri {uri!r} must be under s3://{config.data_bucket}/"
+                             f"{config.training_prefix} (the only prefix the SageMaker role reads)")
+    return parsed.netloc, key
+
+
+class HashingReader(io.RawIOBase):
+    """A raw stream over an S3 body that hashes and counts the bytes read through it."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._stream = stream
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk: bytes = self._stream.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        self.sha256.update(chunk)
+        self.bytes += len(chunk)
+        return len(chunk)
+
+
+def check_rows(lines: Iterable[str], min_rows_per_class: int) -> dict[str, Any]:
+    """Validates the CSV text (header + rows); returns the counts. Raises DatasetInvalid."""
+    reader = csv.reader(lines, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DatasetInvalid("the file is empty") from None
+    except csv.Error as exc:
+        raise DatasetInvalid(f"line 1: not valid CSV: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetInvalid(f"the file is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    names = [h.strip().lower() for h in header]
+    if sorted(names) != sorted(COLUMNS):
+        raise DatasetInvalid(f"the header must be exactly {','.join(COLUMNS)} (any order), got {header!r}")
+    text_at, label_at = names.index("text"), names.index("label")
+    counts: Counter[str] = Counter()
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not row:
+                continue
+            if len(row) != len(COLUMNS):
+                raise DatasetInvalid(f"line {line}: {len(row)} fields, expected {len(COLUMNS)}")
+            text, label = row[text_at].strip(), row[label_at].strip()
+            if not text:
+                raise DatasetInvalid(f"line {line}: empty text")
+            if len(text) > MAX_TEXT_CHARS:
+                raise DatasetInvalid(f"line {line}: text longer than {MAX_TEXT_CHARS} characters")
+            if label not in LABELS:
+                raise DatasetInvalid(f"line {line}: label {label[:40]!r} is not one of {', '.join(LABELS)}")
+            counts[label] += 1
+    except csv.Error as exc:
+        raise DatasetInvalid(f"line {reader.line_num}: not valid CSV: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetInvalid(f"the file is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    short = {label: counts[label] for label in LABELS if counts[label] < min_rows_per_class}
+    if short:
+        raise DatasetInvalid(f"each label needs at least {min_rows_per_class} rows; too few: {short}")
+    return {"rows": sum(counts.values()), "rows_per_class": {label: counts[label] for label in LABELS}}
+
+
+def validate(event: Mapping[str, Any], config: DatasetSettings, s3: Any) -> dict[str, Any]:
+    min_rows = event.get("min_rows_per_class")
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+        raise InvalidRequest(f"min_rows_per_class must be a positive integer, got {min_rows!r}")
+    names = run_names(str(event.get("job_name_prefix", "")), str(event.get("execution_start_time", "")),
+                      config.job_name_scope)
+    uri = str(event.get("training_data_s3_uri", ""))
+    bucket, key = parse_location(uri, config)
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise DatasetInvalid(f"no object at {uri}") from None
+        raise
+    if head["ContentLength"] > config.max_bytes:
+        raise DatasetInvalid(f"{uri} is {head['ContentLength']} bytes; the limit is {config.max_bytes}")
+    body = HashingReader(s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"])
+    text = io.TextIOWrapper(io.BufferedReader(body, buffer_size=1 << 20), encoding="utf-8-sig", newline="")
+    counts = check_rows(text, min_rows)
+    dataset = {"uri": uri, "bucket": bucket, "key": key, "etag": head["ETag"].strip('"'), "bytes": body.bytes,
+               "sha256": body.sha256.hexdigest(), "columns": list(COLUMNS), **counts}
+    logger.info("dataset valid", extra={"uri": uri, "rows": counts["rows"], "run": names["run_id"]})
+    return {"run": names, "dataset": dataset}
+

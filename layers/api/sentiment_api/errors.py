@@ -1,0 +1,90 @@
+"""Domain errors. Each carries its HTTP status and machine-readable code; they are mapped to the one
+error body shape in exactly one place (sentiment_api.http)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class ApiError(Exception):
+    """An error with a documented, client-safe answer."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    code: str = "INTERNAL_ERROR"
+    public_message: str = "The service failed to process the request."
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message or self.public_message)
+        self.message = message or self.public_message
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s is not None else {}
+
+
+# ---- 4xx: the client can fix these ----------------------------------------------------------------
+class InvalidJson(ApiError):
+    status, code = HTTPStatus.BAD_REQUEST, "INVALID_JSON"
+
+
+class InvalidEncoding(ApiError):
+    status, code = HTTPStatus.BAD_REQUEST, "INVALID_ENCODING"
+
+
+class ValidationFailed(ApiError):
+    status, code = HTTPStatus.BAD_REQUEST, "VALIDATION_ERROR"
+
+
+class Unauthenticated(ApiError):
+    status, code = HTTPStatus.UNAUTHORIZED, "UNAUTHENTICATED"
+    public_message = "The request carries no authenticated subject."
+
+
+class NotFound(ApiError):
+    status, code = HTTPStatus.NOT_FOUND, "NOT_FOUND"
+    public_message = "No such resource."
+
+
+class PayloadTooLarge(ApiError):
+    status, code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"
+
+
+class RateLimited(ApiError):
+    status, code = HTTPStatus.TOO_MANY_REQUESTS, "RATE_LIMITED"
+    public_message = "Too many requests for this user; retry after the time in Retry-After."
+
+
+# ---- 5xx: the dependency or we failed ------------------------------------------------------------
+class ModelError(ApiError):
+    """The model endpoint answered with an error or an answer we cannot use."""
+
+    status, code = HTTPStatus.BAD_GATEWAY, "MODEL_ERROR"
+    public_message = "The model failed to produce a prediction."
+
+
+class ModelUnavailable(ApiError):
+    """The model endpoint is throttling or cannot be reached right now; worth retrying later."""
+
+    status, code = HTTPStatus.SERVICE_UNAVAILABLE, "MODEL_UNAVAILABLE"
+    public_message = "The model is temporarily unavailable; retry after the time in Retry-After."
+
+
+class RateLimiterDown(ApiError):
+    """The rate-limit store failed and the service is configured to fail closed."""
+
+    status, code = HTTPStatus.SERVICE_UNAVAILABLE, "RATE_LIMITER_UNAVAILABLE"
+    public_message = "The service cannot check request quotas right now; retry after the time in Retry-After."
+
+
+class ModelTimeout(ApiError):
+    status, code = HTTPStatus.GATEWAY_TIMEOUT, "MODEL_TIMEOUT"
+    public_message = "The model did not answer in time."
+
+
+class InvalidResponse(ApiError):
+    """Our own answer failed its schema: a bug, reported as a plain internal error."""

@@ -1,0 +1,143 @@
+"""HTTP plumbing shared by the API functions: the resolver, the per-user rate-limit middleware, correlation
+ids, request metrics and THE one place that maps errors to HTTP answers."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from .correlation import HEADER as CORRELATION_HEADER
+from .correlation import correlation_id_from_event
+from .errors import ApiError, NotFound, RateLimited, RateLimiterDown, Unauthenticated
+from .observability import MetricUnit, add_version_dimension_set, count, logger, metrics
+from .ratelimit import RateLimiter, RateLimiterUnavailable
+
+JSON = "application/json"
+
+
+def error_body(code: str, message: str, correlation_id: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "correlation_id": correlation_id}}
+
+
+def json_response(status: int, body: Mapping[str, Any], correlation_id: str,
+                  headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=JSON,
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        headers={CORRELATION_HEADER: correlation_id, **(headers or {})},
+    )
+
+
+def _error_response(app: APIGatewayHttpResolver, error: ApiError) -> Response:
+    correlation_id = app.context.get("correlation_id", "unknown")
+    if error.status >= 500:
+        logger.warning("request failed", extra={"error_code": error.code, "status": int(error.status)})
+    else:
+        logger.info("request rejected", extra={"error_code": error.code, "status": int(error.status)})
+    count("Errors", "ErrorCode", error.code)
+    return json_response(error.status, error_body(error.code, error.message, correlation_id),
+                         correlation_id, error.headers)
+
+
+def rate_limit(limiter: RateLimiter, fail_open: bool) -> Callable[[APIGatewayHttpResolver, NextMiddleware], Response]:
+    """Global middleware: every route is limited per user (JWT `sub`). The decision's RateLimit-* headers
+    are put in the request's holder so that handle() adds them to every answer, errors included."""
+
+    def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+        subject = require_subject(app)
+        try:
+            decision = limiter.check(subject)
+        except RateLimiterUnavailable as exc:
+            count("RateLimiterErrors", "Reason", str(exc) or "unknown")
+            logger.warning("rate limiter unavailable", extra={"fail_open": fail_open, "reason": str(exc)})
+            if not fail_open:
+                raise RateLimiterDown(retry_after_s=1) from None
+            return next_middleware(app)
+        app.context["response_headers"].update(decision.headers(limiter.policy))
+        if not decision.allowed:
+            metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+            policy = limiter.policy
+            raise RateLimited(
+                f"Too many requests for this user (at most {policy.rate_per_minute} per minute, bursts up to "
+                f"{policy.burst}); retry after {decision.retry_after_s} s.",
+                retry_after_s=decision.retry_after_s,
+            )
+        return next_middleware(app)
+
+    return middleware
+
+
+def create_resolver(limiter: RateLimiter, fail_open: bool = True) -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver()
+    app.use(middlewares=[rate_limit(limiter, fail_open)])
+
+    @app.exception_handler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return _error_response(app, error)
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        # The log gets the exception type and where it was raised (with the correlation id), the client the
+        # generic answer. Never the exception's message: it may embed the user's text (redaction rule,
+        # docs/security.md); the stack shows code lines, not values.
+        logger.error(
+            "unhandled error",
+            extra={"error_type": type(error).__name__, "stack": traceback.format_tb(error.__traceback__)},
+        )
+        return _error_response(app, ApiError())
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response:
+        return _error_response(app, NotFound())
+
+    return app
+
+
+def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Entry used by every API function: correlation id first, so that every log line and answer has it."""
+    correlation_id = correlation_id_from_event(event)
+    logger.set_correlation_id(correlation_id)
+    extra_headers: dict[str, str] = {}
+    app.append_context(correlation_id=correlation_id, response_headers=extra_headers)
+    started = time.perf_counter()
+    response = app.resolve(event, context)
+    response["headers"] = {**extra_headers, **(response.get("headers") or {})}
+    status, latency_ms = int(response.get("statusCode", 500)), (time.perf_counter() - started) * 1000
+    record_request(status, latency_ms)
+    logger.info("request handled", extra={"status": status, "latency_ms": round(latency_ms, 2)})
+    return response
+
+
+def record_request(status: int, latency_ms: float) -> None:
+    """Request count, latency and 4xx/5xx as 0/1 samples, so Average is the error ratio. Published per
+    Stage and, for the canary comparison, per Stage + FunctionVersion (same EMF blob)."""
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
+    metrics.add_metric(name="4xx", unit=MetricUnit.Count, value=1 if 400 <= status < 500 else 0)
+    metrics.add_metric(name="5xx", unit=MetricUnit.Count, value=1 if status >= 500 else 0)
+    add_version_dimension_set()
+
+
+def require_subject(app: APIGatewayHttpResolver) -> str:
+    """Defence in depth behind the JWT authorizer: no `sub` claim, no service."""
+    claims = app.current_event.request_context.authorizer.jwt_claim or {}
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip():
+        raise Unauthenticated()
+    return subject
+
+
+def ok(body: Mapping[str, Any], app: APIGatewayHttpResolver,
+       headers: Mapping[str, str] | None = None) -> Response:
+    return json_response(HTTPStatus.OK, body, app.context.get("correlation_id", "unknown"), headers)
+
+
+__all__ = ["Callable", "create_resolver", "error_body", "handle", "json_response", "ok", "require_subject"]

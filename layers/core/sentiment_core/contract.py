@@ -1,0 +1,34 @@
+"""Constants of the service that more than one deployable needs, defined here once.
+
+Python >= 3.9, standard library only (see the package docstring)."""
+
+from __future__ import annotations
+
+#: The three classes, in the order every model artefact and answer uses.
+LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+
+#: POST /predict: at most this many bytes of body (UTF-8, after base64 decoding) ...
+MAX_BODY_BYTES = 1024
+#: ... and this many characters of text (predict_request.json says the same as maxLength).
+MAX_TEXT_CHARS = 1024
+
+#: The correlation-id header clients may send and every answer carries.
+CORRELATION_HEADER = "x-correlation-id"
+
+#: One unambiguous text per label. Every acceptable model classifies them with high confidence (checked
+#: against the shipped artefact in tests/unit/model): the PreTraffic hook sends them to a new predict version,
+#: the retraining smoke test to a new endpoint, the local end-to-end tests to the local stack.
+SMOKE_TEXTS: dict[str, str] = {
+    "positive": "Excellent quality and fast delivery. Highly recommended, I am very happy.",
+    "neutral": "The meeting is scheduled for 3 pm in room 204.",
+    "negative": "Awful experience, the worst service I have ever had.",
+}
+
+#: The schema id of a governance report (analysis.json), written by governance/ and read by GET /explain.
+REPORT_SCHEMA = "sentiment-api/governance-report/v1"
+
+
+def bias_check_passed(value: float, threshold: float) -> bool:
+    """The one bias rule (docs/retraining.md): a metric passes when its magnitude is within the threshold.
+    Signed metrics (Clarify's DPPL, CDDL ...) fail in either direction; the unsigned ones are unaffected."""
+    return abs(float(value)) <= float(threshold)

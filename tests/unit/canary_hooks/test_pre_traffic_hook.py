@@ -1,0 +1,228 @@
+"""The BeforeAllowTraffic hook end to end: CodeDeploy event in, Succeeded/Failed reported, alarms written.
+
+Lambda, CodeDeploy and CloudWatch are moto; the smoke tests run once against moto's scripted Lambda answers
+and once against the real predict handler in-process (the contract between the smoke cases and the
+function: event shape, status codes, error codes, correlation id echo)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Mapping
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+from canary import release as canary_release
+from canary import smoke as canary_smoke
+from prediction.endpoint import SageMakerEndpoint
+from sentiment_core import contract
+
+from tests.helpers import FUNCTION_ENV, FakeContext, create_rate_limit_table, load_function
+from tests.unit.canary_hooks.conftest import (
+    FUNCTION,
+    HOOK_ENV,
+    REGION,
+    TOPIC_ARN,
+    appspec,
+    emf_blobs,
+    queue_lambda_answers,
+)
+
+SMOKE_TEXTS, smoke_cases = contract.SMOKE_TEXTS, canary_smoke.smoke_cases
+
+
+@pytest.fixture
+def pre(codedeploy: Any, predict_versions: Any) -> ModuleType:
+    module = load_function("pre_traffic", env=HOOK_ENV)
+    module.deployments = canary_release.CodeDeployDeployments(codedeploy.client)
+    return module
+
+
+def hook_event(deployment_id: str) -> dict[str, str]:
+    return {"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": f"exec-{deployment_id}"}
+
+
+def good_answers(deployment_id: str) -> list[dict[str, Any]]:
+    """What a healthy predict version answers to the smoke cases, in order."""
+    answers = []
+    for case in smoke_cases():
+        headers = {"Content-Type": "application/json", "x-correlation-id": f"smoke-{deployment_id}-{case.name}"}
+        body = ({"sentiment": case.label} if case.status == 200
+                else {"error": {"code": case.error_code, "message": "...", "correlation_id": "x"}})
+        answers.append({"statusCode": case.status, "headers": headers, "body": json.dumps(body)})
+    return answers
+
+
+def written_alarms() -> dict[str, dict[str, Any]]:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    return {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+
+
+def dimensions(alarm: Mapping[str, Any], query_id: str) -> dict[str, str]:
+    (query,) = [m for m in alarm["Metrics"] if m["Id"] == query_id]
+    return {d["Name"]: d["Value"] for d in query["MetricStat"]["Metric"]["Dimensions"]}
+
+
+@pytest.mark.parametrize("revision_type", ["String", "AppSpecContent"])
+def test_healthy_release_passes_and_arms_the_version_aware_alarms(pre: ModuleType, codedeploy: Any,
+                                                                   revision_type: str) -> None:
+    # String: a deployment CloudFormation created; AppSpecContent: one a state machine/CLI created.
+    deployment = codedeploy.create(appspec(current="1", target="2"), revision_type)
+    queue_lambda_answers(*good_answers(deployment))
+
+    assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Succeeded"
+
+    assert codedeploy.status_of(deployment) == ["Succeeded"]
+    alarms = written_alarms()
+    latency, errors = alarms[HOOK_ENV["CANARY_LATENCY_ALARM"]], alarms[HOOK_ENV["CANARY_ERROR_ALARM"]]
+    assert dimensions(latency, "canary_p95") == {"Stage": "prod", "FunctionVersion": "2"}
+    assert dimensions(latency, "stable_p95") == {"Stage": "prod", "FunctionVersion": "1"}
+    assert [m["Expression"] for m in latency["Metrics"] if "Expression" in m] == ["canary_p95 / stable_p95"]
+    assert (latency["Threshold"], latency["ComparisonOperator"]) == (1.3, "GreaterThanThreshold")
+    assert dimensions(errors, "requests") == {"Stage": "prod", "FunctionVersion": "2"}
+    assert dimensions(errors, "crashes") == {"FunctionName": FUNCTION, "Resource": f"{FUNCTION}:live",
+                                             "ExecutedVersion": "2"}
+    assert (errors["Threshold"], errors["ComparisonOperator"]) == (0.02, "GreaterThanThreshold")
+    for alarm in (latency, errors):
+        # "sustained 5 minutes": 5 one-minute periods, all breaching; no traffic is no breach
+        assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 5)
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == [TOPIC_ARN]
+        assert deployment in alarm["AlarmDescription"]
+
+
+@pytest.mark.parametrize(
+    ("broken_case", "change"),
+    [
+        ("label-positive", {"body": json.dumps({"sentiment": "negative"})}),  # the model got worse
+        ("invalid-body", {"statusCode": 500}),  # validation broke
+        ("oversize-body", {"statusCode": 400, "body": json.dumps({"error": {"code": "VALIDATION_ERROR"}})}),
+        ("label-neutral", {"headers": {"content-type": "application/json"}}),  # correlation id lost
+    ],
+)
+def test_a_failed_smoke_case_fails_the_deployment_and_arms_nothing(pre: ModuleType, codedeploy: Any,
+                                                                    broken_case: str, change: dict[str, Any],
+                                                                    capsys: pytest.CaptureFixture[str],
+                                                                    log_lines: Any) -> None:
+    deployment = codedeploy.create(appspec(current="1", target="2"))
+    answers = good_answers(deployment)
+    index = [case.name for case in smoke_cases()].index(broken_case)
+    answers[index] = {**answers[index], **change}
+    queue_lambda_answers(*answers)
+
+    assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Failed"
+
+    assert codedeploy.status_of(deployment) == ["Failed"]
+    assert written_alarms() == {}
+    (failure,) = [line for line in log_lines() if line["message"] == "smoke tests failed"]
+    assert [p.split(":")[0] for p in failure["problems"]] == [broken_case]  # the log says which case failed
+    verdicts = [b["Verdict"] for b in emf_blobs(capsys.readouterr().out) if "CanaryVerdicts" in b]
+    assert verdicts == ["rollback"]  # CanaryVerdicts metric -> the deploy-rolled-back alarm
+
+
+def test_alias_is_the_truth_about_the_stable_version(pre: ModuleType, codedeploy: Any,
+                                                     predict_versions: Any) -> None:
+    predict_versions.publish_version(FunctionName=FUNCTION)  # version 3
+    predict_versions.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="2")
+    deployment = codedeploy.create(appspec(current="1", target="3"))
+    queue_lambda_answers(*good_answers(deployment))
+
+    assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Succeeded"
+
+    latency = written_alarms()[HOOK_ENV["CANARY_LATENCY_ALARM"]]
+    assert dimensions(latency, "stable_p95")["FunctionVersion"] == "2"
+    assert dimensions(latency, "canary_p95")["FunctionVersion"] == "3"
+
+
+def test_a_deployment_of_another_function_is_refused(pre: ModuleType, codedeploy: Any) -> None:
+    deployment = codedeploy.create(appspec(current="1", target="2", function="someone-elses-function"))
+    assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Failed"
+    assert codedeploy.status_of(deployment) == ["Failed"]
+
+
+def test_a_crashing_version_fails_the_deployment(pre: ModuleType, codedeploy: Any) -> None:
+    deployment = codedeploy.create(appspec(current="1", target="2"))
+    client = boto3.client("lambda", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_response("get_alias", {"FunctionVersion": "1"})
+    crash = b'{"errorType": "Runtime.ImportModuleError", "errorMessage": "init failed"}'
+    for _ in smoke_cases():
+        stubber.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled",
+                                        "Payload": StreamingBody(io.BytesIO(crash), len(crash))})
+    stubber.activate()
+    pre.versions = canary_smoke.LambdaFunctionVersions(client)
+
+    assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Failed"
+    assert codedeploy.status_of(deployment) == ["Failed"]
+    stubber.assert_no_pending_responses()
+
+
+def test_an_aws_error_while_arming_alarms_fails_safe(pre: ModuleType, codedeploy: Any) -> None:
+    deployment = codedeploy.create(appspec(current="1", target="2"))
+    queue_lambda_answers(*good_answers(deployment))
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    stubber = Stubber(cloudwatch)
+    stubber.add_client_error("put_metric_alarm", service_error_code="AccessDenied", http_status_code=403)
+    stubber.activate()
+    pre.cloudwatch = cloudwatch
+
+    assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Failed"
+    assert codedeploy.status_of(deployment) == ["Failed"]
+
+
+# ---- the smoke cases against the real predict handler ----------------------------------------------------
+class InProcessVersions:
+    """FunctionVersions that runs the predict handler in this process (what the new version would do)."""
+
+    def __init__(self, predict: ModuleType) -> None:
+        self.predict = predict
+        self.invoked: list[tuple[str, str]] = []
+
+    def alias_version(self, function_name: str, alias: str) -> str:
+        return "1"
+
+    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        self.invoked.append((function_name, version))
+        answer: dict[str, Any] = self.predict.lambda_handler(json.loads(json.dumps(event)), FakeContext())
+        return answer
+
+
+@pytest.fixture
+def real_predict(aws: None) -> Iterator[ModuleType]:
+    create_rate_limit_table(boto3.client("dynamodb", region_name=REGION), FUNCTION_ENV["RATE_LIMIT_TABLE_NAME"])
+    predict = load_function("predict")
+    predict.endpoint = SageMakerEndpoint(boto3.client("sagemaker-runtime", region_name=REGION), "sentiment-test")
+    yield predict
+
+
+def queue_model_labels(*labels: str) -> None:
+    results = [{"Body": json.dumps({"predicted_label": label}), "ContentType": "application/json"}
+               for label in labels]
+    requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+                  json={"results": results, "region": REGION}, timeout=5)
+
+
+def test_smoke_cases_match_the_real_predict_function(pre: ModuleType, codedeploy: Any,
+                                                     real_predict: ModuleType) -> None:
+    deployment = codedeploy.create(appspec(current="1", target="2"))
+    queue_model_labels(*SMOKE_TEXTS)  # a model that classifies the smoke texts correctly
+    versions = InProcessVersions(real_predict)
+    pre.versions = versions
+
+    assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Succeeded"
+    # every case went to the new version directly, none through the alias
+    assert versions.invoked == [(FUNCTION, "2")] * len(smoke_cases())
+
+
+def test_real_predict_function_with_a_confused_model_fails(pre: ModuleType, codedeploy: Any,
+                                                           real_predict: ModuleType) -> None:
+    deployment = codedeploy.create(appspec(current="1", target="2"))
+    queue_model_labels("positive", "positive", "positive")  # says positive to everything
+    pre.versions = InProcessVersions(real_predict)
+
+    assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Failed"

@@ -1,0 +1,188 @@
+"""The endpoint client: wire format, both answer formats, and botocore failures -> domain errors."""
+
+import csv
+import io
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.stub import Stubber
+from prediction.endpoint import SageMakerEndpoint
+from prediction.endpoint import read_answer as parse_answer
+from sentiment_api.errors import ModelError, ModelTimeout, ModelUnavailable
+from sentiment_core.wire import encode_texts
+
+
+def encode_request(text: str) -> bytes:
+    return encode_texts([text])
+
+REGION = "us-east-1"
+
+
+@pytest.mark.parametrize("text", ["plain", 'quote " and, comma', "new\nline", "émoji 😀", "", "\x00\x07ctrl"])
+def test_request_is_one_csv_record_that_round_trips(text: str) -> None:
+    rows = list(csv.reader(io.StringIO(encode_request(text).decode("utf-8"))))
+    assert rows == [[text]]
+
+
+def test_parses_local_server_json() -> None:
+    body = {"predicted_label": "positive", "probability": 0.9, "probabilities": [0.05, 0.05, 0.9],
+            "labels": ["negative", "neutral", "positive"], "model_version": "tfidf-lr-abc"}
+    answer = parse_answer(json.dumps(body).encode(), "application/json")
+    assert answer.label == "positive"
+    assert answer.scores == {"negative": 0.05, "neutral": 0.05, "positive": 0.9}
+    assert answer.model_version == "tfidf-lr-abc"
+
+
+def test_parses_predictions_wrapper_and_reorders_scores() -> None:
+    body = {"predictions": [{"predicted_label": "Negative", "probabilities": [0.7, 0.2, 0.1],
+                             "labels": ["negative", "positive", "neutral"]}]}
+    answer = parse_answer(json.dumps(body).encode(), "application/json; charset=utf-8")
+    assert answer.label == "negative"
+    assert answer.scores == {"negative": 0.7, "neutral": 0.1, "positive": 0.2}
+    assert answer.model_version is None
+
+
+def test_parses_autopilot_csv_row() -> None:
+    row = b"neutral,0.61,\"[0.2, 0.61, 0.19]\",\"['negative', 'neutral', 'positive']\"\n"
+    answer = parse_answer(row, "text/csv", custom_attributes="model_version=v7")
+    assert answer.label == "neutral"
+    assert answer.scores == {"negative": 0.2, "neutral": 0.61, "positive": 0.19}
+    assert answer.model_version == "v7"
+
+
+def test_label_only_answer_has_no_scores() -> None:
+    assert parse_answer(b"positive\n", "text/csv").scores is None
+    assert parse_answer(b'{"predicted_label": "positive"}', "application/json").scores is None
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"", "application/json"),
+        (b"not json", "application/json"),
+        (b'{"predicted_label": "angry"}', "application/json"),
+        (b'{"predicted_label": 1}', "application/json"),
+        (b'{"predictions": []}', "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"\xff\xfe", "application/json"),
+        (b"", "text/csv"),
+        (b"positive\nnegative\n", "text/csv"),
+    ],
+)
+def test_unusable_answers_are_model_errors(body: bytes, content_type: str) -> None:
+    with pytest.raises(ModelError):
+        parse_answer(body, content_type)
+
+
+def test_malformed_scores_are_dropped_not_trusted() -> None:
+    labels = ["negative", "neutral", "positive"]
+    body = {"predicted_label": "positive", "probabilities": [2.0, -1, 0.1], "labels": labels}
+    assert parse_answer(json.dumps(body).encode(), "application/json").scores is None
+
+
+# ---- botocore failures, through Stubber ---------------------------------------------------------
+def stubbed(code: str, status: int) -> SageMakerEndpoint:
+    client = boto3.client("sagemaker-runtime", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_client_error("invoke_endpoint", service_error_code=code, http_status_code=status)
+    stubber.activate()
+    return SageMakerEndpoint(client, "sentiment-test")
+
+
+@pytest.mark.parametrize(("code", "status", "retry_after"), [("ThrottlingException", 400, "1"),
+                                                             ("ServiceUnavailable", 503, "2"),
+                                                             ("ModelNotReadyException", 429, "5")])
+def test_throttling_and_unavailable_are_503_with_retry_after(code: str, status: int, retry_after: str) -> None:
+    with pytest.raises(ModelUnavailable) as caught:
+        stubbed(code, status).classify("hi", "cid-12345678")
+    assert caught.value.status == 503
+    assert caught.value.headers == {"Retry-After": retry_after}
+
+
+@pytest.mark.parametrize(("code", "status"), [("ModelError", 424), ("InternalFailure", 500),
+                                              ("ValidationError", 400), ("InternalDependencyException", 530)])
+def test_model_and_endpoint_errors_are_502(code: str, status: int) -> None:
+    with pytest.raises(ModelError) as caught:
+        stubbed(code, status).classify("hi", "cid-12345678")
+    assert caught.value.status == 502
+
+
+class RaisingClient:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def invoke_endpoint(self, **_: Any) -> Any:
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "error", "status"),
+    [
+        (ReadTimeoutError(endpoint_url="http://x"), ModelTimeout, 504),
+        (EndpointConnectionError(endpoint_url="http://x"), ModelUnavailable, 503),
+        (ConnectionClosedError(endpoint_url="http://x"), ModelError, 502),
+    ],
+)
+def test_transport_failures(exc: Exception, error: type, status: int) -> None:
+    with pytest.raises(error) as caught:
+        SageMakerEndpoint(RaisingClient(exc), "ep").classify("hi", "cid-12345678")
+    assert caught.value.status == status
+
+
+def test_request_parameters_sent_to_sagemaker() -> None:
+    client = boto3.client("sagemaker-runtime", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_response(
+        "invoke_endpoint",
+        {"Body": io.BytesIO(b'{"predicted_label": "neutral"}'), "ContentType": "application/json"},
+        {"EndpointName": "sentiment-test", "ContentType": "text/csv", "Accept": "application/json",
+         "Body": b'"hello, world"\n', "CustomAttributes": "correlation_id=cid-12345678"},
+    )
+    with stubber:
+        answer = SageMakerEndpoint(client, "sentiment-test").classify("hello, world", "cid-12345678")
+    assert answer.label == "neutral"
+
+
+# ---- a real socket that never answers: the read timeout and bounded retries ------------------------
+@pytest.fixture
+def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                accepted.append(conn)  # read nothing, answer nothing
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_read_timeout_is_504_after_bounded_attempts(silent_server: tuple[str, list[socket.socket]]) -> None:
+    url, accepted = silent_server
+    config = Config(connect_timeout=0.2, read_timeout=0.2, retries={"total_max_attempts": 2, "mode": "standard"})
+    client = boto3.client("sagemaker-runtime", region_name=REGION, endpoint_url=url, config=config,
+                          aws_access_key_id="x", aws_secret_access_key="x")
+    with pytest.raises(ModelTimeout):
+        SageMakerEndpoint(client, "ep").classify("hi", "cid-12345678")
+    assert len(accepted) == 2  # the first try and exactly one retry
