@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {
-    "PYTHONPATH": str(ROOT / "layers" / "common"),
+    "PYTHONPATH": str(ROOT / "local"),
     "SAGEMAKER_ENDPOINT_NAME": "bench",
     "STAGE": "bench",
     "RATE_LIMIT_TABLE_NAME": "bench-rate-limits",
@@ -25,10 +25,11 @@ ENV = {
     "AWS_SECRET_ACCESS_KEY": "x",
     "PYTHONDONTWRITEBYTECODE": "0",
 }
+# The handler is imported the way the Lambda runtime does it (local_stack.runtime: its code folder and its
+# layers on sys.path, as template.yaml says); the template is read before the clock starts.
 SNIPPET = (
-    "import time, importlib.util as u; t=time.perf_counter();"
-    f"s=u.spec_from_file_location('app', {str(ROOT / 'functions/predict/app.py')!r});"
-    "m=u.module_from_spec(s); s.loader.exec_module(m); print((time.perf_counter()-t)*1000)"
+    "import time; from local_stack import runtime, template; f=template.functions()['PredictFunction'];"
+    "t=time.perf_counter(); runtime.import_module(f); print((time.perf_counter()-t)*1000)"
 )
 
 

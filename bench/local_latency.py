@@ -33,7 +33,7 @@ TEXTS = [
 
 
 def start_stack(model_dir: Path, keys_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("local", "layers/common", "model"))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("local", "layers/core", "model"))}
     command = [sys.executable, "-m", "local_stack", "serve", "--port", "0", "--model-port", "0",
                "--model-dir", str(model_dir), "--keys-dir", str(keys_dir)]
     with log.open("wb") as out:
@@ -50,7 +50,7 @@ def start_stack(model_dir: Path, keys_dir: Path, log: Path) -> tuple[subprocess.
 
 
 def token(keys_dir: Path, sub: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "local")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("local", "layers/core"))}
     out = subprocess.run([sys.executable, "-m", "local_stack", "token", "--sub", sub, "--keys-dir", str(keys_dir)],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return out.stdout.strip()

@@ -70,7 +70,7 @@ class RunningStack:
 
 
 def _stack_env() -> dict[str, str]:
-    paths = [str(ROOT / "local"), str(ROOT / "layers" / "common"), str(ROOT / "model")]
+    paths = [str(ROOT / "local"), str(ROOT / "layers" / "core"), str(ROOT / "model")]
     inherited = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, *([inherited] if inherited else [])])}
 

@@ -8,23 +8,25 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from local_stack.__main__ import main
+from local_stack import REPO_ROOT
 from local_stack.api import (
-    LAYER_DIRS,
-    ROUTE_TABLE,
     Route,
+    api_functions,
     apply_environment,
     authorizer_config,
     create_app,
+    function_name,
     lambda_environment,
-    load_handler,
 )
 from local_stack.authorizer import Authorized, authorize
+from local_stack.cli import main
 from local_stack.idp import PREDICT_SCOPE, DevIdentityProvider, load_or_create
+from local_stack.runtime import load_handler
 from werkzeug.test import Client, TestResponse
 
 # Generated with the real SAM CLI (1.170.0): sam local generate-event apigateway http-api-proxy \
@@ -323,13 +325,16 @@ def test_a_response_without_status_code_is_a_200_json_body(result: Any, body: by
 
 # ---- the function runtime ---------------------------------------------------------------------------
 def test_the_route_table_maps_predict_to_its_handler_and_scope():
-    predict, explain = ROUTE_TABLE
-    assert (explain.method, explain.path, explain.code) == ("GET", "/explain", "functions/explain/app.py")
-    assert explain.scopes == (PREDICT_SCOPE,)
+    predict, explain = api_functions()  # read from template.yaml
+    assert [(r.method, r.path) for r in explain.routes] == [("GET", "/explain")]
+    assert explain.code_dir == REPO_ROOT / "functions" / "explain" and explain.handler == "app.lambda_handler"
+    assert explain.routes[0].scopes == (PREDICT_SCOPE,)
 
-    assert (predict.method, predict.path, predict.code) == ("POST", "/predict", "functions/predict/app.py")
-    assert predict.scopes == (PREDICT_SCOPE,)
-    assert predict.function_name == "sentiment-api-PredictFunction"
+    assert [(r.method, r.path) for r in predict.routes] == [("POST", "/predict")]
+    assert predict.code_dir == REPO_ROOT / "functions" / "predict" and predict.handler == "app.lambda_handler"
+    assert predict.routes[0].scopes == (PREDICT_SCOPE,)
+    assert function_name(predict) == "sentiment-api-PredictFunction"
+    assert predict.layer_dirs == (REPO_ROOT / "layers" / "core", REPO_ROOT / "layers" / "api")
 
 
 def test_handlers_are_loaded_by_file_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -337,11 +342,13 @@ def test_handlers_are_loaded_by_file_path(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "emulator_test_app", None)
     code = tmp_path / "app.py"
     code.write_text("def lambda_handler(event, context):\n    return {'statusCode': 204}\n")
+    (predict, _) = api_functions()
+    function = replace(predict, code_dir=tmp_path)
 
-    handler = load_handler(code, "emulator_test_app")
+    handler = load_handler(function, "emulator_test_app")
 
     assert handler({}, None) == {"statusCode": 204}
-    assert str(LAYER_DIRS[0]) in sys.path
+    assert all(str(layer) in sys.path for layer in predict.layer_dirs)
 
 
 def test_the_function_environment_points_boto3_at_the_local_model(monkeypatch: pytest.MonkeyPatch):

@@ -5,6 +5,7 @@ serves the summary of the report it wrote."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -54,6 +55,7 @@ def test_explain_serves_the_latest_local_report(
              "--endpoint-name", "sentiment-local", "--data", str(DATASET), "--out", str(reports / "2026-01-05"),
              "--report-date", "2026-01-05", "--max-rows", "600", "--sample-per-label", "15"],
             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "core")])},
         )  # fmt: skip
         assert run.returncode == 0, run.stdout + run.stderr
 

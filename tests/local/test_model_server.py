@@ -67,7 +67,7 @@ def client(app) -> Client:
 
 
 def csv_record(*texts: str) -> bytes:
-    """What the predict function sends (sentiment_common.endpoint.encode_request): RFC 4180, QUOTE_ALL."""
+    """What the predict function sends (sentiment_core.wire.encode_texts): RFC 4180, QUOTE_ALL."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
     for text in texts:
@@ -175,10 +175,12 @@ def test_the_container_contract_path_needs_no_endpoint_name(client: Client):
 
 
 def test_the_predict_functions_parser_accepts_the_answer(client: Client, tiny_model: SentimentModel):
-    endpoint = pytest.importorskip("sentiment_common.endpoint")
-    response = invoke(client, endpoint.encode_request(NEGATIVE))
+    from prediction.endpoint import read_answer
+    from sentiment_core.wire import encode_texts
 
-    answer = endpoint.parse_answer(response.get_data(), response.content_type, response.headers[CUSTOM_ATTRIBUTES])
+    response = invoke(client, encode_texts([NEGATIVE]))
+
+    answer = read_answer(response.get_data(), response.content_type, response.headers[CUSTOM_ATTRIBUTES])
 
     assert answer.label == "negative"
     assert answer.model_version == tiny_model.version
@@ -360,7 +362,7 @@ def test_boto3_sagemaker_runtime_round_trip(http_server: str, tiny_model: Sentim
 
 def test_the_command_line_serves_the_artefact_and_stops_on_sigterm(tiny_model_dir: Path, tiny_model):
     command = [sys.executable, "-m", "local_stack.model_server", "--port", "0", "--model-dir", str(tiny_model_dir)]
-    env = {"PYTHONPATH": f"{ROOT / 'local'}:{ROOT / 'model'}", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": f"{ROOT / 'local'}:{ROOT / 'model'}:{ROOT / 'layers' / 'core'}", "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
@@ -388,7 +390,7 @@ def test_the_command_line_serves_the_artefact_and_stops_on_sigterm(tiny_model_di
 
 def test_the_command_line_refuses_a_missing_artefact(tmp_path: Path):
     command = [sys.executable, "-m", "local_stack.model_server", "--port", "0", "--model-dir", str(tmp_path)]
-    env = {"PYTHONPATH": f"{ROOT / 'local'}:{ROOT / 'model'}", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": f"{ROOT / 'local'}:{ROOT / 'model'}:{ROOT / 'layers' / 'core'}", "PATH": "/usr/bin:/bin"}
 
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
 

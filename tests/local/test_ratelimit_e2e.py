@@ -1,6 +1,6 @@
 """The issue's acceptance test for the per-user limit, in real time, through the local HTTP API and the
 DynamoDB-backed limiter (moto's server, serialized like DynamoDB's per-item atomicity: see
-local_stack.__main__.start_dynamodb): 250 requests at once from one user with 8 concurrent workers, then
+local_stack.dynamodb.start_dynamodb): 250 requests at once from one user with 8 concurrent workers, then
 60 s idle, then 100 more. The exact arithmetic is pinned with a controlled clock in tests/unit.
 """
 

@@ -134,7 +134,7 @@ def test_no_hard_coded_account_region_or_arn() -> None:
 
 
 def _exception_classes() -> set[str]:
-    sources = [*ROOT.glob("functions/*/app.py"), ROOT / "layers/common/sentiment_common/errors.py"]
+    sources = [*ROOT.glob("functions/*/**/*.py"), *ROOT.glob("layers/*/*/*.py")]
     return {m for p in sources for m in re.findall(r"^class (\w+)\(", p.read_text("utf-8"), re.MULTILINE)}
 
 

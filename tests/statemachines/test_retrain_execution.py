@@ -14,6 +14,7 @@ import boto3
 import pytest
 import requests
 from moto.cloudformation.models import CloudFormationBackend
+from sentiment_core.contract import SMOKE_TEXTS
 
 from tests.helpers import load_function
 from tests.statemachines.conftest import (
@@ -186,7 +187,7 @@ def failure_notice(world: World) -> dict[str, Any]:
 # ---- success ------------------------------------------------------------------------------------------
 def test_released_through_the_stack_update(world: World) -> None:
     world.clock.automl = Outcome("Completed", after=3, fields={"best_candidate": BEST_CANDIDATE})
-    queue_endpoint_answers("positive", "negative", "neutral")
+    queue_endpoint_answers(*SMOKE_TEXTS)  # one right answer per probe, in SMOKE_TEXTS order
 
     execution = world.run({"job_name_prefix": PREFIX})
 
@@ -218,7 +219,7 @@ def test_released_through_the_stack_update(world: World) -> None:
     assert lineage["dataset"]["rows_per_class"] == {"negative": 6, "neutral": 6, "positive": 6}
     assert len(lineage["dataset"]["sha256"]) == 64
     assert lineage["automl_job"]["best_candidate"]["FinalAutoMLJobObjectiveMetric"]["Value"] == 0.74
-    assert [p["got"] for p in lineage["smoke_test"]["probes"]] == ["positive", "negative", "neutral"]
+    assert [p["got"] for p in lineage["smoke_test"]["probes"]] == list(SMOKE_TEXTS)
     (message,) = world.notifications.messages()
     assert message["Subject"] == "sentiment-api retraining finished"
     assert f"model {name} is released" in message["Message"]
@@ -228,7 +229,7 @@ def test_without_a_cloudformation_role_the_release_waits_for_a_person(aws: Lambd
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     world = setup_world(aws, monkeypatch, cloudformation_role=False)
     world.clock.automl = Outcome("Completed", after=1, fields={"best_candidate": BEST_CANDIDATE})
-    queue_endpoint_answers("positive", "negative", "neutral")
+    queue_endpoint_answers(*SMOKE_TEXTS)  # one right answer per probe, in SMOKE_TEXTS order
 
     execution = world.run()
 
@@ -294,7 +295,8 @@ def test_endpoint_failed(world: World) -> None:
 
 def test_smoke_test_failed(world: World) -> None:
     world.clock.automl = Outcome("Completed", after=1, fields={"best_candidate": BEST_CANDIDATE})
-    queue_endpoint_answers("positive", "positive", "neutral")  # the negative probe is answered 'positive'
+    # the negative probe is answered "positive"
+    queue_endpoint_answers(*("positive" if label == "negative" else label for label in SMOKE_TEXTS))
 
     execution = world.run()
 
@@ -308,7 +310,7 @@ def test_smoke_test_failed(world: World) -> None:
 
 def test_canary_rolled_back(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     world.clock.automl = Outcome("Completed", after=1, fields={"best_candidate": BEST_CANDIDATE})
-    queue_endpoint_answers("positive", "negative", "neutral")
+    queue_endpoint_answers(*SMOKE_TEXTS)  # one right answer per probe, in SMOKE_TEXTS order
     original_update = CloudFormationBackend.update_stack
 
     def update_then_roll_back(backend: CloudFormationBackend, name: str, template: str, role_arn: str | None,

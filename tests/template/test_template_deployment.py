@@ -3,13 +3,11 @@ in the transformed template (plain CloudFormation)."""
 
 from __future__ import annotations
 
-import importlib
-import os
 import re
-from types import ModuleType
 from typing import Any
 
 import pytest
+from canary import alarms as canary_alarms
 from canary import release as canary_release
 from canary import settings as hook_settings
 
@@ -26,20 +24,6 @@ BASIC_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
 }
-
-
-def canary_module() -> ModuleType:
-    """sentiment_common.canary, imported with the function environment (powertools reads it at import)."""
-    saved = {key: os.environ.get(key) for key in FUNCTION_ENV}
-    os.environ.update(FUNCTION_ENV)
-    try:
-        return importlib.import_module("sentiment_common.canary")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def role_of(resources: dict[str, Any], function_id: str) -> dict[str, Any]:
@@ -119,9 +103,8 @@ def _shape(metrics: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
                                                    ("CanaryErrorRateAlarm", "error_rate_alarm")])
 def test_template_alarms_have_the_shape_the_pre_traffic_hook_writes(resources: dict[str, Any], alarm_id: str,
                                                                     builder: str) -> None:
-    canary = canary_module()
     settings = hook_settings.HookSettings.from_env({**FUNCTION_ENV, **hook_env(resources, "PreTrafficHookFunction")})
-    written = getattr(canary, builder)(settings, canary_release.Release("d-1", "fn", "live", "1", "2"))
+    written = getattr(canary_alarms, builder)(settings, canary_release.Release("d-1", "fn", "live", "1", "2"))
     declared = resources[alarm_id]["Properties"]
     assert _shape(declared["Metrics"]) == _shape(written["Metrics"])
     for key in ("Threshold", "ComparisonOperator", "EvaluationPeriods", "DatapointsToAlarm", "TreatMissingData"):
@@ -131,8 +114,8 @@ def test_template_alarms_have_the_shape_the_pre_traffic_hook_writes(resources: d
 
 def test_template_alarms_are_declared_idle(resources: dict[str, Any]) -> None:
     """Idle = watching a version that does not exist: OK until the PreTraffic hook arms them, and what the
-    PostTraffic hook writes back after the verdict (sentiment_common.alarms.idle_alarms)."""
-    idle = canary.IDLE_VERSION
+    PostTraffic hook writes back after the verdict (canary.alarms.idle_alarms)."""
+    idle = canary_alarms.IDLE_VERSION
     for alarm_id in ("CanaryLatencyAlarm", "CanaryErrorRateAlarm"):
         versions = {d["Value"] for q in resources[alarm_id]["Properties"]["Metrics"] if "MetricStat" in q
                     for d in q["MetricStat"]["Metric"]["Dimensions"] if d["Name"] in ("FunctionVersion",
@@ -172,13 +155,17 @@ def test_hook_names_start_with_codedeployhook_and_fit_lambda_limits(resources: d
 
 
 @pytest.mark.parametrize("hook", HOOKS)
-def test_hooks_run_the_shared_layer_code(resources: dict[str, Any], sam_template: dict[str, Any], hook: str) -> None:
+def test_hooks_run_the_canary_hooks_code_and_the_core_layer(resources: dict[str, Any], sam_template: dict[str, Any],
+                                                              hook: str) -> None:
     props = resources[hook]["Properties"]
-    assert props["Handler"] == "app.lambda_handler"
-    assert [layer["Ref"] for layer in props["Layers"]] == [
-        lid for lid, res in resources.items() if res["Type"] == "AWS::Lambda::LayerVersion"]
+    handler = {"PreTrafficHookFunction": "pre_traffic", "PostTrafficHookFunction": "post_traffic"}[hook]
+    assert props["Handler"] == f"app.{handler}"
+    (core,) = [lid for lid, res in resources.items() if res["Type"] == "AWS::Lambda::LayerVersion"
+               and res["Properties"]["LayerName"] == {"Fn::Sub": "${AWS::StackName}-core"}]
+    assert [layer["Ref"] for layer in props["Layers"]] == [core]
     code_dir = REPO_ROOT / sam_template["Resources"][hook]["Properties"]["CodeUri"]
-    assert (code_dir / "app.py").read_text().count("def lambda_handler") == 1
+    assert code_dir == REPO_ROOT / "functions" / "canary_hooks"
+    assert (code_dir / "app.py").read_text().count(f"def {handler}(") == 1
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -201,7 +188,7 @@ def test_hook_timeouts_cover_their_work(resources: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_configuration_is_the_spec_rule(resources: dict[str, Any], hook: str) -> None:
-    settings = canary.load_hook_settings({**FUNCTION_ENV, **hook_env(resources, hook)})
+    settings = hook_settings.HookSettings.from_env({**FUNCTION_ENV, **hook_env(resources, hook)})
     assert (settings.rule.max_latency_ratio, settings.rule.max_error_rate, settings.rule.window_minutes) == (
         1.3, 0.02, 5)
     assert settings.alias == "live"

@@ -87,22 +87,27 @@ def test_environment_matches_the_configuration_contract(function: dict[str, Any]
     }
 
 
-def test_function_uses_the_common_layer(function: dict[str, Any], resources: dict[str, Any]) -> None:
+def test_function_uses_the_core_and_api_layers(function: dict[str, Any], resources: dict[str, Any]) -> None:
     layers = function["Properties"]["Layers"]
-    assert len(layers) == 1
-    layer = resources[layers[0]["Ref"]]
-    assert layer["Type"] == "AWS::Lambda::LayerVersion"
-    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
-    assert layer["Properties"]["CompatibleArchitectures"] == function["Properties"]["Architectures"]
-    assert layer["DeletionPolicy"] == "Retain"
+    assert len(layers) == 2
+    names = []
+    for ref in layers:
+        layer = resources[ref["Ref"]]
+        assert layer["Type"] == "AWS::Lambda::LayerVersion"
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+        assert layer["Properties"]["CompatibleArchitectures"] == function["Properties"]["Architectures"]
+        assert layer["DeletionPolicy"] == "Retain"
+        names.append(layer["Properties"]["LayerName"]["Fn::Sub"])
+    assert names == ["${AWS::StackName}-core", "${AWS::StackName}-api"]
 
 
-def test_layer_is_built_by_sam_from_layers_common(sam_template: dict[str, Any]) -> None:
-    layer = sam_template["Resources"]["CommonLayer"]
-    assert layer["Properties"]["ContentUri"] == "layers/common/"
-    # makefile build: pinned requirements installed with --no-deps (layers/common/Makefile)
+@pytest.mark.parametrize(("layer_id", "folder"), [("CoreLayer", "core"), ("ApiLayer", "api")])
+def test_layers_are_built_by_sam_from_their_folders(sam_template: dict[str, Any], layer_id: str, folder: str) -> None:
+    layer = sam_template["Resources"][layer_id]
+    assert layer["Properties"]["ContentUri"] == f"layers/{folder}/"
+    # makefile build: pinned requirements installed with --no-deps (layers/<folder>/Makefile)
     assert layer["Metadata"]["BuildMethod"] == "makefile"
-    assert (REPO_ROOT / "layers" / "common" / "Makefile").read_text().count("build-CommonLayer:") == 1
+    assert (REPO_ROOT / "layers" / folder / "Makefile").read_text().count(f"build-{layer_id}:") == 1
 
 
 def test_alias_live_points_to_a_published_version(resources: dict[str, Any]) -> None:
@@ -204,3 +209,18 @@ def test_endpoint_name_must_be_lower_case(cfn: dict[str, Any]) -> None:
         assert re.fullmatch(pattern, good), good
     for bad in ("Sentiment-Endpoint", "-lead", "trail-", "under_score", "x" * 64, ""):
         assert not re.fullmatch(pattern, bad), bad
+
+
+def test_predict_is_built_from_nothing_the_other_functions_own(sam_template: dict[str, Any]) -> None:
+    """A change to hook, explain or retraining code changes no input of the predict function's build (its
+    CodeUri and its layers' ContentUri), so it publishes no new predict version and starts no canary."""
+    resources = sam_template["Resources"]
+    predict = resources["PredictFunction"]["Properties"]
+    inputs = [REPO_ROOT / predict["CodeUri"], *(REPO_ROOT / resources[layer["Ref"]]["Properties"]["ContentUri"]
+                                                for layer in predict["Layers"])]
+    others = {REPO_ROOT / res["Properties"]["CodeUri"] for lid, res in resources.items()
+              if res["Type"] == "AWS::Serverless::Function" and lid != "PredictFunction"}
+    assert {REPO_ROOT / "functions" / name for name in ("explain", "canary_hooks", "retraining")} <= others
+    for source in inputs:
+        for other in others:
+            assert not (source == other or source in other.parents or other in source.parents), (source, other)

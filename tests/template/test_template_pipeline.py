@@ -271,10 +271,11 @@ def test_explain_function_configuration_and_least_privilege(resources: dict[str,
 
 @pytest.mark.parametrize("function", ["ExplainFunction", "ValidateDatasetFunction", "SmokeTestEndpointFunction",
                                       "ReleaseModelFunction"])
-def test_new_functions_use_the_layer_and_their_own_log_group(resources: dict[str, Any], function: str) -> None:
+def test_new_functions_use_the_layers_and_their_own_log_group(resources: dict[str, Any], function: str) -> None:
     props = resources[function]["Properties"]
-    (layer,) = props["Layers"]
-    assert layer["Ref"].startswith("CommonLayer")  # SAM suffixes the layer version's logical id
+    expected = ["CoreLayer", "ApiLayer"] if function == "ExplainFunction" else ["CoreLayer"]
+    # SAM suffixes the layer version's logical id
+    assert [next(p for p in expected if layer["Ref"].startswith(p)) for layer in props["Layers"]] == expected
     assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"]
     group = props["LoggingConfig"]["LogGroup"]["Ref"]
     assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -73,71 +74,143 @@ def test_sam_validate_lint_needs_no_credentials() -> None:
     assert "is a valid SAM Template" in output
 
 
-def test_sam_build_artefact_layout(tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
-    if not (REPO_ROOT / "functions" / "predict" / "app.py").exists():
-        pytest.skip("functions/predict/app.py does not exist yet: nothing to build")
-    if not (REPO_ROOT / "layers" / "common" / "sentiment_common").is_dir():
-        pytest.skip("layers/common/sentiment_common does not exist yet: nothing to build")
+@pytest.fixture(scope="module")
+def sam_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """One `sam build` of the real template for this module: (build dir, wall seconds)."""
+    tmp_path = tmp_path_factory.mktemp("sam")
     env = _offline_env()
     env["PATH"] = _python312_dir() + os.pathsep + env.get("PATH", "")
     build_dir = tmp_path / "build"
     started = time.monotonic()
     result = subprocess.run(
-        [
-            str(SAM),
-            "build",
-            "--template",
-            "template.yaml",
-            "--build-dir",
-            str(build_dir),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--no-cached",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
+        [str(SAM), "build", "--template", "template.yaml", "--build-dir", str(build_dir),
+         "--cache-dir", str(tmp_path / "cache"), "--no-cached"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=540, check=False,
     )
-    wall_s = time.monotonic() - started
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Build Succeeded" in output
+    return build_dir, time.monotonic() - started
 
+
+def test_sam_build_artefact_layout(sam_build: tuple[Path, float], tmp_path: Path,
+                                   record_property: Callable[[str, object], None]) -> None:
+    build_dir, wall_s = sam_build
     function_dir = build_dir / "PredictFunction"
-    layer_dir = build_dir / "CommonLayer"
     assert (function_dir / "app.py").is_file()
-    # The entry point only: the shared code reaches the function through the layer, not a copy.
-    assert not (function_dir / "sentiment_common").exists()
-    python_dir = layer_dir / "python"
-    assert (python_dir / "sentiment_common" / "__init__.py").is_file()
-    assert (python_dir / "aws_lambda_powertools").is_dir()
-    assert (python_dir / "fastjsonschema").is_dir()
-    assert (python_dir / "aws_xray_sdk").is_dir()
-    assert not list(python_dir.rglob("__pycache__"))
+    # The function's own code only: the shared code reaches it through the layers, not a copy.
+    assert sorted(p.name for p in function_dir.iterdir()) == ["app.py", "prediction"]
+    core, api = build_dir / "CoreLayer" / "python", build_dir / "ApiLayer" / "python"
+    assert (core / "sentiment_core" / "__init__.py").is_file()
+    assert (core / "aws_lambda_powertools").is_dir()
+    assert (api / "sentiment_api" / "__init__.py").is_file()
+    assert (api / "fastjsonschema").is_dir()
+    assert (api / "aws_xray_sdk").is_dir()
+    python_dir = api
+    for layer in (core, api):
+        assert not list(layer.rglob("__pycache__"))
     # wrapt is the one compiled dependency: it must be the Linux arm64 build, matching Architectures.
     assert any("aarch64" in p.name for p in (python_dir / "wrapt").glob("*.so")), list((python_dir / "wrapt").iterdir())
+    layer_dir = build_dir / "ApiLayer"
+    core_dir = build_dir / "CoreLayer"
 
     sizes = {
         "build_wall_s": round(wall_s, 1),
         "function_bytes": _tree_bytes(function_dir),
         "function_zip_bytes": _zipped_bytes(function_dir, tmp_path),
-        "layer_bytes": _tree_bytes(layer_dir),
-        "layer_zip_bytes": _zipped_bytes(layer_dir, tmp_path),
+        "layer_bytes": _tree_bytes(layer_dir) + _tree_bytes(core_dir),
+        "layer_zip_bytes": _zipped_bytes(layer_dir, tmp_path) + _zipped_bytes(core_dir, tmp_path),
     }
     for key, value in sizes.items():
         record_property(key, value)
     print("sam build:", json.dumps(sizes))
     # Lambda quota: 250 MB unzipped for a function plus its layers.
     assert sizes["function_bytes"] + sizes["layer_bytes"] < 250 * 1024 * 1024
-    # layers/common/requirements.txt: boto3/botocore come from the Lambda runtime and are not bundled. A
+    # layers/*/requirements.txt: boto3/botocore come from the Lambda runtime and are not bundled. A
     # bundled botocore (a transitive dependency) would shadow the runtime's and pair it with a boto3 of
     # another release.
-    bundled_sdk = [name for name in ("boto3", "botocore") if (python_dir / name).exists()]
+    bundled_sdk = [name for layer in (core, api) for name in ("boto3", "botocore") if (layer / name).exists()]
     assert not bundled_sdk, (
-        f"the layer bundles {bundled_sdk} ({_tree_bytes(python_dir / bundled_sdk[-1]) // 1024} KiB), pulled in "
+        f"a layer bundles {bundled_sdk}, pulled in "
         "by a layer requirement; keep the SDK out of the layer (or bundle a matching boto3+botocore pair "
         "deliberately and update this test)"
     )
+
+
+# ---- each deployable carries what it runs ------------------------------------------------------------
+#: Imports a function's handler from its built deployable only (its CodeUri and its layers as /var/task and
+#: /opt/python), handles one request, and prints the project modules it imported. AWS is a closed port, so
+#: every call fails fast and the handler takes its error path (errors are what the request path is made of).
+_PROBE = r"""
+import importlib, json, sys
+paths = json.loads(sys.argv[1])
+name, attribute, event = sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+sys.path[:0] = paths["code"] + paths["third_party"] + paths["layers"]
+module = importlib.import_module(name)
+class Context:
+    function_name, function_version, memory_limit_in_mb = "probe", "1", 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:probe:live"
+    aws_request_id = "probe"
+    def get_remaining_time_in_millis(self):
+        return 3000
+try:
+    getattr(module, attribute)(event, Context())
+except Exception as exc:
+    print("handler raised", type(exc).__name__, file=sys.stderr)
+roots = paths["code"] + paths["layers"]
+print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values())
+                         if getattr(m, "__file__", None) and m.__file__.startswith(tuple(roots))})))
+"""
+PROJECT_PACKAGES = ("sentiment_core", "sentiment_api")
+PROBE_EVENTS = {
+    "PredictFunction": "predict-positive", "ExplainFunction": "explain",
+    "PreTrafficHookFunction": {"DeploymentId": "d-PROBE", "LifecycleEventHookExecutionId": "e-PROBE"},
+    "PostTrafficHookFunction": {"DeploymentId": "d-PROBE", "LifecycleEventHookExecutionId": "e-PROBE"},
+    "ValidateDatasetFunction": {"training_data_s3_uri": "s3://sentiment-test-data/training/x.csv",
+                                "job_name_prefix": "sentiment-test", "min_rows_per_class": 1,
+                                "execution_start_time": "2026-01-05T03:04:05Z"},
+    "SmokeTestEndpointFunction": {"endpoint_name": "sentiment-test-20260105-030405"},
+    "ReleaseModelFunction": {"endpoint_name": "sentiment-test-20260105-030405", "run_id": "20260105-030405"},
+}
+
+
+def _project_modules(function_dir: Path, layer_dirs: list[Path]) -> set[str]:
+    """The project's Python modules in a deployable: all of the function's code, the project packages of
+    its layers (third-party libraries are not the project's)."""
+    found = {str(p) for p in function_dir.rglob("*.py")}
+    for layer in layer_dirs:
+        found |= {str(p) for package in PROJECT_PACKAGES for p in (layer / package).rglob("*.py")}
+    return found
+
+
+def test_each_deployable_ships_only_what_its_handler_imports(sam_build: tuple[Path, float]) -> None:
+    """The acceptance rule of the layout: after importing its handler and handling one request, the predict
+    function has imported every project module of its deployable; every other function all but two at most."""
+    from local_stack import template
+
+    from tests.helpers import TEST_REFS, function_env, load_event
+
+    build_dir, _ = sam_build
+    site_packages = [p for p in sys.path if p.endswith("site-packages")]
+    resources = template.load()["Resources"]
+    report = {}
+    for logical_id, function in template.functions(TEST_REFS).items():
+        function_dir = build_dir / logical_id
+        layer_ids = [layer["Ref"] for layer in resources[logical_id]["Properties"].get("Layers", [])]
+        layer_dirs = [build_dir / layer_id / "python" for layer_id in layer_ids]
+        event = PROBE_EVENTS[logical_id]
+        payload = load_event(event) if isinstance(event, str) else event
+        paths = {"code": [str(function_dir)], "third_party": site_packages, "layers": [str(d) for d in layer_dirs]}
+        env = {**function_env(logical_id), "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+               "AWS_MAX_ATTEMPTS": "1", "PATH": os.environ.get("PATH", "")}
+        run = subprocess.run([sys.executable, "-I", "-c", _PROBE, json.dumps(paths), function.module,
+                              function.attribute, json.dumps(payload)], env=env, capture_output=True, text=True,
+                             timeout=120, check=False)
+        assert run.returncode == 0, f"{logical_id}: {run.stderr[-3000:]}"
+        imported = set(json.loads(run.stdout.strip().splitlines()[-1]))
+        unused = sorted(str(Path(p).relative_to(build_dir)) for p in _project_modules(function_dir, layer_dirs)
+                        - imported)
+        report[logical_id] = unused
+    print("unused project modules per deployable:", json.dumps(report, indent=1))
+    assert report["PredictFunction"] == []
+    assert all(len(unused) <= 2 for unused in report.values()), report

@@ -13,10 +13,10 @@ import pytest
 from moto import mock_aws
 from sentiment_api.schemas import ERROR_SCHEMA, compile_schema
 
-validate_error_body = compile_schema(ERROR_SCHEMA)
-
 from tests.helpers import FUNCTION_ENV, FakeContext, create_rate_limit_table, load_function
 from tests.unit.explain.test_explain_reports import make_report
+
+validate_error_body = compile_schema(ERROR_SCHEMA)
 
 BUCKET = "sentiment-reports-handler"
 PREFIX = "governance/"

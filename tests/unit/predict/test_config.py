@@ -16,7 +16,8 @@ BASE = {
 def test_defaults() -> None:
     settings = load_settings(BASE)
     assert settings.endpoint.name == "ep"
-    assert (settings.endpoint.connect_timeout_s, settings.endpoint.read_timeout_s, settings.endpoint.max_attempts) == (0.25, 0.5, 2)
+    endpoint = settings.endpoint
+    assert (endpoint.connect_timeout_s, endpoint.read_timeout_s, endpoint.max_attempts) == (0.25, 0.5, 2)
     assert settings.api.rate_limit.per_minute == 100
     assert (settings.api.rate_limit.burst, settings.api.rate_limit.fail_open) == (200, True)
 

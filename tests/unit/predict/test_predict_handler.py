@@ -16,9 +16,9 @@ from botocore.stub import Stubber
 from prediction.endpoint import SageMakerEndpoint
 from sentiment_api.schemas import ERROR_SCHEMA, compile_schema
 
-validate_error_body = compile_schema(ERROR_SCHEMA)
-
 from tests.helpers import FakeContext, load_function
+
+validate_error_body = compile_schema(ERROR_SCHEMA)
 
 ANSWERS = {
     "positive": [0.02, 0.08, 0.90],
