@@ -12,6 +12,8 @@ BASELINE_DIR ?= .cache/model
 PORT      ?= 3000
 MODEL_PORT ?= 8080
 SUB       ?= alice
+# make test fails when line coverage of the shipped code (pyproject [tool.coverage]) drops below this.
+COVERAGE_FLOOR ?= 80
 REGION    ?= us-east-1
 # sam build needs a working python3.12 on PATH (the pyenv shim alone fails): put the real one first.
 PY312_DIR := $(shell dirname "$$(scripts/find-python.sh 3.12 2>/dev/null || echo /nonexistent/python3.12)")
@@ -49,16 +51,21 @@ token: venv ## print a development bearer token (SUB=alice selects the user)
 
 test: venv venv-sam venv-checkov node model ## set up from scratch and run every check and test (what CI runs)
 	@$(MAKE) --no-print-directory lint types
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 
 check: test ## alias of test
 
-lint: venv ## ruff + cfn-lint on the SAM template
+lint: venv ## ruff (format check + lint) + cfn-lint on the SAM template
+	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/cfn-lint template.yaml
 
 types: venv ## mypy on the shipped code
-	@$(VENV)/bin/mypy layers/core/sentiment_core layers/api/sentiment_api functions local/local_stack model/sentiment_model governance
+	@$(VENV)/bin/mypy layers/core/sentiment_core layers/api/sentiment_api functions/predict/prediction \
+		functions/explain/explanation functions/canary_hooks/canary functions/retraining/retraining local/local_stack \
+		model/sentiment_model governance
+	@# every entry point is a module named `app` (as Lambda sees it): one run per function folder
+	@for app in functions/*/app.py; do $(VENV)/bin/mypy "$$app" || exit 1; done
 
 validate: venv-sam ## sam validate --lint (no credentials needed)
 	@$(SAM) validate --lint --region $(REGION)

@@ -41,8 +41,9 @@ def sample(extra: dict[str, str]) -> float:
 
 def top_imports(extra: dict[str, str], n: int = 8) -> list[tuple[int, str]]:
     env = {**os.environ, **ENV, **extra}
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", SNIPPET], env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", SNIPPET], env=env, capture_output=True, text=True, check=True
+    )
     rows = []
     for line in out.stderr.splitlines():
         parts = line.split("|")
@@ -54,12 +55,16 @@ def top_imports(extra: dict[str, str], n: int = 8) -> list[tuple[int, str]]:
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     sample({})  # warm the bytecode cache, as a deployed package ships .pyc-able code
-    for label, extra in (("tracing enabled (as deployed)", {}),
-                         ("tracing disabled (POWERTOOLS_TRACE_DISABLED)", {"POWERTOOLS_TRACE_DISABLED": "true"})):
+    for label, extra in (
+        ("tracing enabled (as deployed)", {}),
+        ("tracing disabled (POWERTOOLS_TRACE_DISABLED)", {"POWERTOOLS_TRACE_DISABLED": "true"}),
+    ):
         times = sorted(sample(extra) for _ in range(runs))
         p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-        print(f"handler cold import, {label}: median {statistics.median(times):.0f} ms, p95 {p95:.0f} ms "
-              f"(n={runs}, {sys.version.split()[0]})")
+        print(
+            f"handler cold import, {label}: median {statistics.median(times):.0f} ms, p95 {p95:.0f} ms "
+            f"(n={runs}, {sys.version.split()[0]})"
+        )
     print("largest cumulative imports (us):")
     for micros, name in top_imports({}):
         print(f"  {micros:>8}  {name}")

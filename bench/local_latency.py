@@ -34,8 +34,20 @@ TEXTS = [
 
 def start_stack(model_dir: Path, keys_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("local", "layers/core", "model"))}
-    command = [sys.executable, "-m", "local_stack", "serve", "--port", "0", "--model-port", "0",
-               "--model-dir", str(model_dir), "--keys-dir", str(keys_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "local_stack",
+        "serve",
+        "--port",
+        "0",
+        "--model-port",
+        "0",
+        "--model-dir",
+        str(model_dir),
+        "--keys-dir",
+        str(keys_dir),
+    ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
@@ -51,8 +63,14 @@ def start_stack(model_dir: Path, keys_dir: Path, log: Path) -> tuple[subprocess.
 
 def token(keys_dir: Path, sub: str) -> str:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("local", "layers/core"))}
-    out = subprocess.run([sys.executable, "-m", "local_stack", "token", "--sub", sub, "--keys-dir", str(keys_dir)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "local_stack", "token", "--sub", sub, "--keys-dir", str(keys_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -76,20 +94,25 @@ def main() -> None:
             headers: dict[str, str] = {}
             for i in range(args.warmup + args.requests):
                 if i % 150 == 0:
-                    headers = {"Authorization": f"Bearer {token(keys, f'bench-user-{i // 150}')}",
-                               "content-type": "application/json"}
+                    headers = {
+                        "Authorization": f"Bearer {token(keys, f'bench-user-{i // 150}')}",
+                        "content-type": "application/json",
+                    }
                 started = time.perf_counter()
-                response = session.post(f"{api}/predict", json={"text": TEXTS[i % len(TEXTS)]}, headers=headers,
-                                        timeout=10)
+                response = session.post(
+                    f"{api}/predict", json={"text": TEXTS[i % len(TEXTS)]}, headers=headers, timeout=10
+                )
                 elapsed = (time.perf_counter() - started) * 1000
                 if i >= args.warmup:
                     latencies.append(elapsed)
                     statuses[response.status_code] += 1
             latencies.sort()
             print(f"local stack, {args.requests} sequential POST /predict (model {args.model_dir.name}):")
-            print(f"  p50 {percentile(latencies, 0.50):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms  "
-                  f"p99 {percentile(latencies, 0.99):.1f} ms  mean {statistics.fmean(latencies):.1f} ms  "
-                  f"max {latencies[-1]:.1f} ms")
+            print(
+                f"  p50 {percentile(latencies, 0.50):.1f} ms  p95 {percentile(latencies, 0.95):.1f} ms  "
+                f"p99 {percentile(latencies, 0.99):.1f} ms  mean {statistics.fmean(latencies):.1f} ms  "
+                f"max {latencies[-1]:.1f} ms"
+            )
             print(f"  statuses: {dict(statuses)}")
         finally:
             process.send_signal(signal.SIGTERM)

@@ -12,4 +12,3 @@ installs nothing. The labels, the report schema id, the bias rule and the endpoi
 ``sentiment_core`` (layers/core, standard library only), which ``make governance-bundle`` puts beside this
 package for the job. Docs: docs/retraining.md.
 """
-

@@ -92,9 +92,17 @@ def cap_rows(rows: list[dict[str, str]], max_rows: int) -> list[dict[str, str]]:
     return [row for i, row in enumerate(rows) if i in keep]
 
 
-def analyze(rows: Sequence[Mapping[str, str]], predict: Predict, *, facets: Sequence[str] = DEFAULT_FACETS,
-            sample_per_label: int = 40, max_tokens: int = 40, top_k: int = 10, min_count: int = 2,
-            min_group_size: int = 30) -> dict[str, Any]:
+def analyze(
+    rows: Sequence[Mapping[str, str]],
+    predict: Predict,
+    *,
+    facets: Sequence[str] = DEFAULT_FACETS,
+    sample_per_label: int = 40,
+    max_tokens: int = 40,
+    top_k: int = 10,
+    min_count: int = 2,
+    min_group_size: int = 30,
+) -> dict[str, Any]:
     """Performance, bias by facet, token importance and a data summary (without model/report metadata)."""
     texts = [row["text"] for row in rows]
     truth = [row["label"] for row in rows]
@@ -104,8 +112,10 @@ def analyze(rows: Sequence[Mapping[str, str]], predict: Predict, *, facets: Sequ
     facet_values[DERIVED_FACET] = [length_bucket(text) for text in texts]
     sample = stratified_sample(texts, truth, sample_per_label, max_tokens)
     importance = token_importance([texts[i] for i in sample], predict, top_k=top_k, min_count=min_count)
-    bias = {facet: facet_bias(truth, predicted, values, min_group_size=min_group_size)
-            for facet, values in facet_values.items()}
+    bias = {
+        facet: facet_bias(truth, predicted, values, min_group_size=min_group_size)
+        for facet, values in facet_values.items()
+    }
     failed = failed_checks(bias)
     label_counts = Counter(truth)
     return {
@@ -116,16 +126,30 @@ def analyze(rows: Sequence[Mapping[str, str]], predict: Predict, *, facets: Sequ
             "mean_words": round(sum(len(t.split()) for t in texts) / len(texts), 2) if texts else 0.0,
         },
         "performance": classification_report(truth, predicted),
-        "token_importance": {"method": METHOD, "sample_size": len(sample), "max_tokens": max_tokens,
-                             "min_count": min_count, "per_label": importance},
+        "token_importance": {
+            "method": METHOD,
+            "sample_size": len(sample),
+            "max_tokens": max_tokens,
+            "min_count": min_count,
+            "per_label": importance,
+        },
         "bias": bias,
         "thresholds": dict(THRESHOLDS),
         "summary": {"passed": not failed, "failed_checks": failed},
     }
 
 
-def build_report(core: Mapping[str, Any], *, engine: str, report_date: str, model_version: str,
-                 endpoint: str | None, source: str, sha256: str, generated_at: str | None = None) -> dict[str, Any]:
+def build_report(
+    core: Mapping[str, Any],
+    *,
+    engine: str,
+    report_date: str,
+    model_version: str,
+    endpoint: str | None,
+    source: str,
+    sha256: str,
+    generated_at: str | None = None,
+) -> dict[str, Any]:
     generated = generated_at or dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     data = {"source": source, "sha256": sha256, **core["data"]}
     return {
@@ -140,15 +164,20 @@ def build_report(core: Mapping[str, Any], *, engine: str, report_date: str, mode
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m governance.analyze", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m governance.analyze", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="CSV with text,label[,domain] (or its folder)")
     parser.add_argument("--out", type=Path, help="output folder (default reports/governance/<report date>)")
     parser.add_argument("--endpoint-name", help="SageMaker endpoint to analyse (the live one in the cloud)")
     parser.add_argument("--endpoint-url", help="endpoint URL override, e.g. the local model server")
     parser.add_argument("--region", help="AWS region of the endpoint")
-    parser.add_argument("--model-dir", type=Path, default=Path(".cache/model"),
-                        help="model artefact to load in-process when no --endpoint-name is given")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path(".cache/model"),
+        help="model artefact to load in-process when no --endpoint-name is given",
+    )
     parser.add_argument("--model-version", help="model version to record (default: what the model reports)")
     parser.add_argument("--engine", default="script", help="engine name recorded in the report")
     parser.add_argument("--report-date", default=dt.datetime.now(UTC).date().isoformat())
@@ -182,17 +211,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         predictor = ArtefactPredictor.load(args.model_dir)
     log.info("analysing %d rows with %s", len(rows), args.endpoint_name or args.model_dir)
-    core = analyze(rows, predictor, facets=facets, sample_per_label=args.sample_per_label, max_tokens=args.max_tokens,
-                   top_k=args.top_k, min_count=args.min_count, min_group_size=args.min_group_size)
+    core = analyze(
+        rows,
+        predictor,
+        facets=facets,
+        sample_per_label=args.sample_per_label,
+        max_tokens=args.max_tokens,
+        top_k=args.top_k,
+        min_count=args.min_count,
+        min_group_size=args.min_group_size,
+    )
     report = build_report(
-        core, engine=args.engine, report_date=args.report_date,
+        core,
+        engine=args.engine,
+        report_date=args.report_date,
         model_version=args.model_version or predictor.model_version or "unknown",
-        endpoint=args.endpoint_name, source=str(args.data), sha256=sha256,
+        endpoint=args.endpoint_name,
+        source=str(args.data),
+        sha256=sha256,
     )
     out = args.out or Path("reports") / "governance" / args.report_date
     document, markdown = write_report(report, out)
-    print(f"{document}\n{markdown}\nbias checks: {'PASS' if report['summary']['passed'] else 'FAIL'} "
-          f"{report['summary']['failed_checks']}")
+    print(
+        f"{document}\n{markdown}\nbias checks: {'PASS' if report['summary']['passed'] else 'FAIL'} "
+        f"{report['summary']['failed_checks']}"
+    )
     return 0
 
 

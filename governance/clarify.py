@@ -103,8 +103,9 @@ def _bias(clarify: Mapping[str, Any]) -> dict[str, Any]:
     sections = (("pre_training_bias_metrics", "pre_training"), ("post_training_bias_metrics", "post_training"))
     for section, kind in sections:
         for facet, entries in ((clarify.get(section) or {}).get("facets") or {}).items():
-            target = by_facet.setdefault(facet, {"groups": {}, "excluded_groups": [], "min_group_size": None,
-                                                 "metrics": []})
+            target = by_facet.setdefault(
+                facet, {"groups": {}, "excluded_groups": [], "min_group_size": None, "metrics": []}
+            )
             for entry in entries:
                 group = str(entry.get("value_or_threshold"))
                 for metric in entry.get("metrics") or []:
@@ -112,12 +113,17 @@ def _bias(clarify: Mapping[str, Any]) -> dict[str, Any]:
                     threshold_key = CLARIFY_THRESHOLDS.get(str(metric.get("name")))
                     threshold = THRESHOLDS.get(threshold_key) if threshold_key else None
                     passed = None if threshold is None or value is None else bias_check_passed(value, threshold)
-                    target["metrics"].append({
-                        "name": f"clarify:{metric.get('name')}[{group}]", "kind": kind,
-                        "value": None if value is None else round(float(value), 6), "threshold": threshold,
-                        "passed": passed, "groups": {group: value},
-                        "description": str(metric.get("description") or metric.get("name")),
-                    })
+                    target["metrics"].append(
+                        {
+                            "name": f"clarify:{metric.get('name')}[{group}]",
+                            "kind": kind,
+                            "value": None if value is None else round(float(value), 6),
+                            "threshold": threshold,
+                            "passed": passed,
+                            "groups": {group: value},
+                            "description": str(metric.get("description") or metric.get("name")),
+                        }
+                    )
     return by_facet
 
 
@@ -127,8 +133,17 @@ def _facet_value(row: Mapping[str, str], facet: str) -> str:
     return row.get(facet) or "unknown"
 
 
-def convert(clarify: Mapping[str, Any], rows: Sequence[Mapping[str, str]], *, report_date: str, model_version: str,
-            endpoint: str | None, source: str, sha256: str, generated_at: str | None = None) -> dict[str, Any]:
+def convert(
+    clarify: Mapping[str, Any],
+    rows: Sequence[Mapping[str, str]],
+    *,
+    report_date: str,
+    model_version: str,
+    endpoint: str | None,
+    source: str,
+    sha256: str,
+    generated_at: str | None = None,
+) -> dict[str, Any]:
     """Clarify's analysis.json (+ the evaluation rows, for the data summary) -> analysis.json v1."""
     bias = _bias(clarify)
     failed = [f"{facet}:{m['name']}" for facet, r in bias.items() for m in r["metrics"] if m["passed"] is False]
@@ -143,20 +158,27 @@ def convert(clarify: Mapping[str, Any], rows: Sequence[Mapping[str, str]], *, re
         "performance": None,
         "token_importance": {
             "method": "SageMaker Clarify Kernel SHAP, token granularity (global mean |SHAP| per token)",
-            "sample_size": len(rows), "per_label": _top_tokens(clarify.get("explanations") or {}),
+            "sample_size": len(rows),
+            "per_label": _top_tokens(clarify.get("explanations") or {}),
         },
         "bias": bias,
         "thresholds": dict(THRESHOLDS),
         "summary": {"passed": not failed, "failed_checks": failed},
-        "data": {"source": source, "sha256": sha256, "rows": len(rows),
-                 "label_counts": {label: labels[label] for label in LABELS}, "facets": facets,
-                 "mean_words": round(sum(len(r["text"].split()) for r in rows) / len(rows), 2) if rows else 0.0},
+        "data": {
+            "source": source,
+            "sha256": sha256,
+            "rows": len(rows),
+            "label_counts": {label: labels[label] for label in LABELS},
+            "facets": facets,
+            "mean_words": round(sum(len(r["text"].split()) for r in rows) / len(rows), 2) if rows else 0.0,
+        },
     }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m governance.clarify", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m governance.clarify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clarify-dir", type=Path, required=True, help="folder with Clarify's analysis.json")
     parser.add_argument("--data", type=Path, required=True, help="the evaluation CSV Clarify analysed (or its folder)")
     parser.add_argument("--out", type=Path, required=True)
@@ -174,8 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = convert(clarify, rows, report_date=args.report_date, model_version=args.model_version,
-                     endpoint=args.endpoint_name, source=str(args.data), sha256=sha256)
+    report = convert(
+        clarify,
+        rows,
+        report_date=args.report_date,
+        model_version=args.model_version,
+        endpoint=args.endpoint_name,
+        source=str(args.data),
+        sha256=sha256,
+    )
     document, markdown = write_report(report, args.out)
     print(f"{document}\n{markdown}")
     return 0

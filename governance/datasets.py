@@ -42,8 +42,9 @@ def to_csv(rows: Iterable[Sequence[str]], header: Sequence[str]) -> bytes:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m governance.datasets", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m governance.datasets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cache", type=Path, default=Path(".cache"), help="download/extract cache (default .cache)")
     parser.add_argument("--out", type=Path, default=Path(".cache/data"), help="output folder")
     args = parser.parse_args(argv)

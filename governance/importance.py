@@ -54,8 +54,9 @@ def occlusions(text: str) -> list[tuple[str, str]]:
     return [(token, without_span(text, start, end)) for token, start, end in tokens(text)]
 
 
-def stratified_sample(texts: Sequence[str], labels: Sequence[str], per_label: int, max_tokens: int,
-                      seed: str = SAMPLE_SEED) -> list[int]:
+def stratified_sample(
+    texts: Sequence[str], labels: Sequence[str], per_label: int, max_tokens: int, seed: str = SAMPLE_SEED
+) -> list[int]:
     """Up to ``per_label`` indices per true label, chosen by a hash of the text (deterministic, independent
     of row order), among texts with 1..max_tokens tokens. Returned in ascending order."""
     chosen: list[int] = []
@@ -71,8 +72,9 @@ def stratified_sample(texts: Sequence[str], labels: Sequence[str], per_label: in
     return sorted(chosen)
 
 
-def token_importance(texts: Sequence[str], predict: Predict, labels: Sequence[str] = LABELS,
-                     top_k: int = 10, min_count: int = 2) -> dict[str, list[dict[str, Any]]]:
+def token_importance(
+    texts: Sequence[str], predict: Predict, labels: Sequence[str] = LABELS, top_k: int = 10, min_count: int = 2
+) -> dict[str, list[dict[str, Any]]]:
     """Per label, the ``top_k`` tokens with the highest mean contribution (see the module docstring)."""
     variants: list[str] = []
     owners: list[tuple[int, str]] = []  # (index of the original text, token) per variant

@@ -58,8 +58,9 @@ def _ratio(num: int, den: int) -> float | None:
     return round(num / den, 6) if den else None
 
 
-def classification_report(truth: Sequence[str], predicted: Sequence[str],
-                          labels: Sequence[str] = LABELS) -> dict[str, Any]:
+def classification_report(
+    truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str] = LABELS
+) -> dict[str, Any]:
     """Accuracy, macro-F1 and per-label precision/recall/F1/support."""
     if len(truth) != len(predicted):
         raise ValueError("truth and predicted must have the same length")
@@ -92,8 +93,13 @@ class GroupStats:
     recall: dict[str, float | None]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "accuracy": self.accuracy, "label_rate": self.label_rate,
-                "predicted_rate": self.predicted_rate, "class_conditional_accuracy": self.recall}
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "label_rate": self.label_rate,
+            "predicted_rate": self.predicted_rate,
+            "class_conditional_accuracy": self.recall,
+        }
 
 
 def group_stats(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str] = LABELS) -> GroupStats:
@@ -115,16 +121,34 @@ def _spread(values: list[float]) -> float | None:
     return round(max(values) - min(values), 6) if len(values) >= 2 else None
 
 
-def _metric(name: str, value: float | None, kind: str, groups: Mapping[str, float | None],
-            description: str, threshold_key: str | None = None) -> dict[str, Any]:
+def _metric(
+    name: str,
+    value: float | None,
+    kind: str,
+    groups: Mapping[str, float | None],
+    description: str,
+    threshold_key: str | None = None,
+) -> dict[str, Any]:
     threshold = THRESHOLDS.get(threshold_key) if threshold_key else None
     passed = None if threshold is None or value is None else bias_check_passed(value, threshold)
-    return {"name": name, "kind": kind, "value": value, "threshold": threshold, "passed": passed,
-            "groups": dict(groups), "description": description}
+    return {
+        "name": name,
+        "kind": kind,
+        "value": value,
+        "threshold": threshold,
+        "passed": passed,
+        "groups": dict(groups),
+        "description": description,
+    }
 
 
-def facet_bias(truth: Sequence[str], predicted: Sequence[str], facet_values: Sequence[str],
-               labels: Sequence[str] = LABELS, min_group_size: int = MIN_GROUP_SIZE) -> dict[str, Any]:
+def facet_bias(
+    truth: Sequence[str],
+    predicted: Sequence[str],
+    facet_values: Sequence[str],
+    labels: Sequence[str] = LABELS,
+    min_group_size: int = MIN_GROUP_SIZE,
+) -> dict[str, Any]:
     """Per-group statistics and the bias metrics of one facet (see the module docstring)."""
     if not len(truth) == len(predicted) == len(facet_values):
         raise ValueError("truth, predicted and facet_values must have the same length")
@@ -140,35 +164,66 @@ def facet_bias(truth: Sequence[str], predicted: Sequence[str], facet_values: Seq
 
     for label in labels:
         rates = {g: s.label_rate[label] for g, s in stats.items()}
-        metrics.append(_metric(
-            f"label_proportion_difference[{label}]", _spread([v for v in rates.values() if v is not None]),
-            "pre_training", rates, f"max - min over groups of the share of true '{label}' labels (data only)"))
+        metrics.append(
+            _metric(
+                f"label_proportion_difference[{label}]",
+                _spread([v for v in rates.values() if v is not None]),
+                "pre_training",
+                rates,
+                f"max - min over groups of the share of true '{label}' labels (data only)",
+            )
+        )
 
     accuracy = {g: s.accuracy for g, s in eligible.items()}
-    metrics.append(_metric("accuracy_gap", _spread([v for v in accuracy.values() if v is not None]),
-                           "post_training", accuracy, "max - min over groups of accuracy", "accuracy_gap"))
+    metrics.append(
+        _metric(
+            "accuracy_gap",
+            _spread([v for v in accuracy.values() if v is not None]),
+            "post_training",
+            accuracy,
+            "max - min over groups of accuracy",
+            "accuracy_gap",
+        )
+    )
     for label in labels:
         recall = {g: s.recall[label] for g, s in eligible.items()}
-        metrics.append(_metric(
-            f"class_conditional_accuracy_gap[{label}]", _spread([v for v in recall.values() if v is not None]),
-            "post_training", recall, f"max - min over groups of the accuracy on texts whose true label is '{label}'",
-            "class_conditional_accuracy_gap"))
+        metrics.append(
+            _metric(
+                f"class_conditional_accuracy_gap[{label}]",
+                _spread([v for v in recall.values() if v is not None]),
+                "post_training",
+                recall,
+                f"max - min over groups of the accuracy on texts whose true label is '{label}'",
+                "class_conditional_accuracy_gap",
+            )
+        )
     for label in labels:
         rates = {g: s.predicted_rate[label] for g, s in eligible.items()}
-        metrics.append(_metric(
-            f"demographic_parity_difference[{label}]", _spread([v for v in rates.values() if v is not None]),
-            "post_training", rates, f"max - min over groups of the share of '{label}' predictions (informational)"))
+        metrics.append(
+            _metric(
+                f"demographic_parity_difference[{label}]",
+                _spread([v for v in rates.values() if v is not None]),
+                "post_training",
+                rates,
+                f"max - min over groups of the share of '{label}' predictions (informational)",
+            )
+        )
     for label in labels:
         shifts: dict[str, float | None] = {}
         for g, s in eligible.items():
             predicted_rate, label_rate = s.predicted_rate[label], s.label_rate[label]
             if predicted_rate is not None and label_rate is not None:
                 shifts[g] = round(abs(predicted_rate - label_rate), 6)
-        metrics.append(_metric(
-            f"prediction_rate_shift[{label}]", max((v for v in shifts.values() if v is not None), default=None),
-            "post_training", shifts,
-            f"max over groups of |share of '{label}' predictions - share of true '{label}' labels|",
-            "prediction_rate_shift"))
+        metrics.append(
+            _metric(
+                f"prediction_rate_shift[{label}]",
+                max((v for v in shifts.values() if v is not None), default=None),
+                "post_training",
+                shifts,
+                f"max over groups of |share of '{label}' predictions - share of true '{label}' labels|",
+                "prediction_rate_shift",
+            )
+        )
     return {
         "groups": {g: s.as_dict() for g, s in stats.items()},
         "excluded_groups": sorted(g for g, s in stats.items() if s.n < min_group_size),

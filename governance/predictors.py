@@ -22,8 +22,9 @@ def encode_batch(texts: Sequence[str]) -> bytes:
     return wire.encode_texts(texts)
 
 
-def parse_batch(body: bytes, content_type: str | None, expected: int,
-                custom_attributes: str | None = None) -> tuple[list[Prediction], str | None]:
+def parse_batch(
+    body: bytes, content_type: str | None, expected: int, custom_attributes: str | None = None
+) -> tuple[list[Prediction], str | None]:
     """The predictions of one batch answer, in request order, and the model version if the answer has one
     (sentiment_core.wire.parse_answers: every documented answer shape, exactly one prediction per text)."""
     answers = wire.parse_answers(body, content_type, expected, custom_attributes)
@@ -56,8 +57,9 @@ class EndpointPredictor:
         self.calls = 0
 
     @classmethod
-    def create(cls, endpoint_name: str, endpoint_url: str | None = None,
-               region: str | None = None) -> EndpointPredictor:
+    def create(
+        cls, endpoint_name: str, endpoint_url: str | None = None, region: str | None = None
+    ) -> EndpointPredictor:
         import boto3  # only this predictor needs the SDK
         from botocore.config import Config
 
@@ -66,20 +68,27 @@ class EndpointPredictor:
         if region:
             kwargs["region_name"] = region
         if endpoint_url:  # the local model server: no AWS account behind it
-            kwargs.update(endpoint_url=endpoint_url, region_name=region or "us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106 - dummy
+            kwargs.update(
+                endpoint_url=endpoint_url,
+                region_name=region or "us-east-1",
+                aws_access_key_id="local",
+                aws_secret_access_key="local",  # noqa: S106 - dummy
+            )
         return cls(boto3.client("sagemaker-runtime", **kwargs), endpoint_name)
 
     def __call__(self, texts: Sequence[str]) -> list[Prediction]:
         predictions: list[Prediction] = []
         for batch in batches(texts, self._batch_size):
             response = self._client.invoke_endpoint(
-                EndpointName=self.endpoint_name, ContentType=wire.REQUEST_CONTENT_TYPE, Accept=wire.ACCEPT,
+                EndpointName=self.endpoint_name,
+                ContentType=wire.REQUEST_CONTENT_TYPE,
+                Accept=wire.ACCEPT,
                 Body=encode_batch(batch),
             )
             self.calls += 1
-            parsed, version = parse_batch(response["Body"].read(), response.get("ContentType"), len(batch),
-                                          response.get("CustomAttributes"))
+            parsed, version = parse_batch(
+                response["Body"].read(), response.get("ContentType"), len(batch), response.get("CustomAttributes")
+            )
             self.model_version = version or self.model_version
             predictions.extend(parsed)
         return predictions

@@ -92,17 +92,24 @@ def render_markdown(analysis: Mapping[str, Any]) -> str:
             ]
             for group, stats in result["groups"].items():
                 recall = stats["class_conditional_accuracy"]
-                lines.append(f"| {group} | {stats['n']} | {_fmt(stats['accuracy'])} | "
-                             + " | ".join(_fmt(recall[label]) for label in LABELS) + " |")
+                lines.append(
+                    f"| {group} | {stats['n']} | {_fmt(stats['accuracy'])} | "
+                    + " | ".join(_fmt(recall[label]) for label in LABELS)
+                    + " |"
+                )
             lines.append("")
         lines += ["| metric | kind | value | threshold | result |", "|---|---|---|---|---|"]
         for metric in result["metrics"]:
             verdict = {True: "pass", False: "**FAIL**", None: "info"}[metric["passed"]]
-            lines.append(f"| {metric['name']} | {metric['kind']} | {_fmt(metric['value'])} | "
-                         f"{_fmt(metric['threshold'])} | {verdict} |")
+            lines.append(
+                f"| {metric['name']} | {metric['kind']} | {_fmt(metric['value'])} | "
+                f"{_fmt(metric['threshold'])} | {verdict} |"
+            )
         if result["excluded_groups"]:
-            lines.append(f"\nGroups under {result['min_group_size']} rows, left out of the gaps: "
-                         + ", ".join(result["excluded_groups"]))
+            lines.append(
+                f"\nGroups under {result['min_group_size']} rows, left out of the gaps: "
+                + ", ".join(result["excluded_groups"])
+            )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

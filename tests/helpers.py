@@ -69,8 +69,7 @@ FUNCTION_ENV = function_env("predict")
 _loaded = itertools.count()
 
 
-def load_function(name: str, env: Mapping[str, str] | None = None,
-                  refs: Mapping[str, str] | None = None) -> ModuleType:
+def load_function(name: str, env: Mapping[str, str] | None = None, refs: Mapping[str, str] | None = None) -> ModuleType:
     """Imports the function's handler module under a unique module name, with the function's environment
     (template + ``env``) set while it imports; the process environment is restored afterwards."""
     with pytest.MonkeyPatch.context() as patch:

@@ -36,13 +36,25 @@ def utcnow() -> datetime:
 # No @metrics.log_metrics: the hooks' only metric (CanaryVerdicts) is written at once by count_verdict().
 @logger.inject_lambda_context(clear_state=True)
 def pre_traffic(event: dict[str, Any], context: LambdaContext) -> str:
-    check = partial(pre_traffic_check, settings=settings, versions=versions,
-                    put_metric_alarm=cloudwatch.put_metric_alarm, now=utcnow())
+    check = partial(
+        pre_traffic_check,
+        settings=settings,
+        versions=versions,
+        put_metric_alarm=cloudwatch.put_metric_alarm,
+        now=utcnow(),
+    )
     return run_hook(event, deployments, check, settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def post_traffic(event: dict[str, Any], context: LambdaContext) -> str:
-    check = partial(post_traffic_check, settings=settings, source=source, started=utcnow(),
-                    now=utcnow, sleep=time.sleep, put_metric_alarm=cloudwatch.put_metric_alarm)
+    check = partial(
+        post_traffic_check,
+        settings=settings,
+        source=source,
+        started=utcnow(),
+        now=utcnow,
+        sleep=time.sleep,
+        put_metric_alarm=cloudwatch.put_metric_alarm,
+    )
     return run_hook(event, deployments, check, settings)

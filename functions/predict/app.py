@@ -24,8 +24,13 @@ app = create_resolver(limiter, fail_open=settings.api.rate_limit.fail_open)
 @app.post("/predict")
 def predict() -> Response:
     event = app.current_event
-    body = predict_sentiment(event.body, bool(event.is_base64_encoded), event.headers.get("content-type"),
-                             app.context["correlation_id"], endpoint)
+    body = predict_sentiment(
+        event.body,
+        bool(event.is_base64_encoded),
+        event.headers.get("content-type"),
+        app.context["correlation_id"],
+        endpoint,
+    )
     return ok(body, app)
 
 

@@ -116,8 +116,10 @@ def load_routes(functions: Iterable[Function] | None = None) -> list[Route]:
     routes = []
     for function in api_functions() if functions is None else functions:
         handler = load_handler(function)
-        routes += [Route(route.method, route.path, function_name(function), handler, route.scopes,
-                         function.timeout_s) for route in function.routes]
+        routes += [
+            Route(route.method, route.path, function_name(function), handler, route.scopes, function.timeout_s)
+            for route in function.routes
+        ]
     return routes
 
 

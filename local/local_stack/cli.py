@@ -43,8 +43,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000, help="HTTP API port (0: any free port)")
     serve.add_argument("--model-port", type=int, default=8080, help="model server port (0: any free port)")
-    serve.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL_DIR,
-                       help="model artefact to serve (default: the shipped fine-tuned MiniLM)")
+    serve.add_argument(
+        "--model-dir",
+        type=Path,
+        default=SHIPPED_MODEL_DIR,
+        help="model artefact to serve (default: the shipped fine-tuned MiniLM)",
+    )
     serve.add_argument("--keys-dir", type=Path, default=DEFAULT_KEYS_DIR)
     serve.add_argument(
         "--enable-fault-injection",
@@ -100,8 +104,13 @@ def serve(args: argparse.Namespace) -> int:
     threads = start_serving(servers)
     try:
         create_rate_limit_table(url_of(dynamodb_server))
-        print_banner(url_of(api_server, args.host), url_of(model_server), url_of(dynamodb_server), model_version,
-                     ", ".join(route.key for route in routes))
+        print_banner(
+            url_of(api_server, args.host),
+            url_of(model_server),
+            url_of(dynamodb_server),
+            model_version,
+            ", ".join(route.key for route in routes),
+        )
         if args.enable_fault_injection:
             print("FAULT INJECTION: enabled (x-correlation-id: fault-<kind>-...; tests only)", flush=True)
         stop.wait()

@@ -68,5 +68,3 @@ def create_rate_limit_table(dynamodb_url: str) -> None:
         aws_secret_access_key="local",  # noqa: S106 - moto's dummy credentials
     )
     template.table("RateLimitTable").create(client, RATE_LIMIT_TABLE)
-
-

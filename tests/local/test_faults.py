@@ -25,17 +25,17 @@ TIMEOUT_S = 30
 
 # kind -> (status, error code, Retry-After). The SageMaker side of each kind: local_stack.model_server.
 FAULTS: dict[str, tuple[int, str | None, str | None]] = {
-    "throttle": (503, "MODEL_UNAVAILABLE", "1"),      # ThrottlingException
-    "unavailable": (503, "MODEL_UNAVAILABLE", "2"),   # 503 ServiceUnavailable
-    "notready": (503, "MODEL_UNAVAILABLE", "5"),      # 429 ModelNotReadyException
-    "internal": (502, "MODEL_ERROR", None),           # 500 InternalFailure (after botocore's retry)
-    "modelerror": (502, "MODEL_ERROR", None),         # 424 ModelError (the container failed)
-    "dependency": (502, "MODEL_ERROR", None),         # 530 InternalDependencyException
-    "timeout": (504, "MODEL_TIMEOUT", None),          # no answer within the read timeout, every attempt
-    "reset": (502, "MODEL_ERROR", None),              # TCP reset before any answer
-    "garbage": (502, "MODEL_ERROR", None),            # 200 with a body that is not JSON
-    "badlabel": (502, "MODEL_ERROR", None),           # 200 with a label outside the contract
-    "slow": (200, None, None),                        # slower, but within the budget: still a prediction
+    "throttle": (503, "MODEL_UNAVAILABLE", "1"),  # ThrottlingException
+    "unavailable": (503, "MODEL_UNAVAILABLE", "2"),  # 503 ServiceUnavailable
+    "notready": (503, "MODEL_UNAVAILABLE", "5"),  # 429 ModelNotReadyException
+    "internal": (502, "MODEL_ERROR", None),  # 500 InternalFailure (after botocore's retry)
+    "modelerror": (502, "MODEL_ERROR", None),  # 424 ModelError (the container failed)
+    "dependency": (502, "MODEL_ERROR", None),  # 530 InternalDependencyException
+    "timeout": (504, "MODEL_TIMEOUT", None),  # no answer within the read timeout, every attempt
+    "reset": (502, "MODEL_ERROR", None),  # TCP reset before any answer
+    "garbage": (502, "MODEL_ERROR", None),  # 200 with a body that is not JSON
+    "badlabel": (502, "MODEL_ERROR", None),  # 200 with a label outside the contract
+    "slow": (200, None, None),  # slower, but within the budget: still a prediction
 }
 
 
@@ -127,8 +127,11 @@ def test_nothing_is_logged_at_error_without_a_correlation_id(fault_stack: Runnin
             assert "correlation_id=" in line, line
 
     # Each handled fault left a WARNING from the function that carries its correlation id.
-    warnings = [json.loads(line) for line in log.splitlines()
-                if line.startswith("{") and '"level":"WARNING"' in line.replace(" ", "")]
+    warnings = [
+        json.loads(line)
+        for line in log.splitlines()
+        if line.startswith("{") and '"level":"WARNING"' in line.replace(" ", "")
+    ]
     failed = {w["correlation_id"].split("-")[1] for w in warnings if w.get("message") == "request failed"}
     assert failed == {kind for kind, (status, _, _) in FAULTS.items() if status >= 500}
     assert "Internal Server Error" not in log

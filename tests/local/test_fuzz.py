@@ -40,10 +40,23 @@ REQUESTS_PER_SUB = 150
 TIMEOUT_S = 15
 WELL_FORMED_CORRELATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 # Framing and connection headers belong to the HTTP client, not to the fuzz (API Gateway owns them too).
-RESERVED_HEADERS = frozenset({
-    "authorization", "host", "content-length", "transfer-encoding", "connection", "expect", "te", "trailer",
-    "upgrade", "keep-alive", "proxy-authorization", "proxy-connection", "content-type",
-})
+RESERVED_HEADERS = frozenset(
+    {
+        "authorization",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "expect",
+        "te",
+        "trailer",
+        "upgrade",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "content-type",
+    }
+)
 
 
 def fuzz_settings(name: str) -> settings:
@@ -116,11 +129,24 @@ def check_answer(response: requests.Response, sent_correlation_id: str | None = 
 
 # ---- strategies -----------------------------------------------------------------------------------
 CONTENT_TYPES = st.one_of(
-    st.sampled_from([
-        "application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "application/problem+json",
-        "application/vnd.api+json", "text/plain", "text/json", "application/octet-stream", "multipart/form-data",
-        "application/x-www-form-urlencoded", "application/json; charset=latin-1", "application/", "*/*", ";",
-    ]),
+    st.sampled_from(
+        [
+            "application/json",
+            "application/json; charset=utf-8",
+            "APPLICATION/JSON",
+            "application/problem+json",
+            "application/vnd.api+json",
+            "text/plain",
+            "text/json",
+            "application/octet-stream",
+            "multipart/form-data",
+            "application/x-www-form-urlencoded",
+            "application/json; charset=latin-1",
+            "application/",
+            "*/*",
+            ";",
+        ]
+    ),
     st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40),
 )
 
@@ -128,8 +154,9 @@ json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=50)
 )
 json_values = st.recursive(
-    json_scalars, lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children,
-                                                                                      max_size=5), max_leaves=20
+    json_scalars,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=20,
 )
 predict_like = st.fixed_dictionaries(
     {"text": json_values}, optional={"txt": json_values, "lang": st.text(max_size=5), "": json_values}

@@ -150,49 +150,61 @@ GATEWAY_401, GATEWAY_403, HANDLER_401 = (401, "gateway"), (403, "gateway"), (401
 
 HOSTILE: dict[str, Hostile] = {
     "alg-none": Hostile(bearer(lambda i, o: alg_none(i)), *GATEWAY_401),
-    "alg-none-keeping-a-real-signature": Hostile(bearer(lambda i, o: alg_none_keeping_a_real_signature(i)),
-                                                 *GATEWAY_401),
-    "hs256-keyed-with-the-public-pem": Hostile(bearer(lambda i, o: hs256_keyed_with(i, i.key.as_pem(private=False))),
-                                               *GATEWAY_401),
+    "alg-none-keeping-a-real-signature": Hostile(
+        bearer(lambda i, o: alg_none_keeping_a_real_signature(i)), *GATEWAY_401
+    ),
+    "hs256-keyed-with-the-public-pem": Hostile(
+        bearer(lambda i, o: hs256_keyed_with(i, i.key.as_pem(private=False))), *GATEWAY_401
+    ),
     "hs256-keyed-with-the-public-jwk": Hostile(
-        bearer(lambda i, o: hs256_keyed_with(i, json.dumps(i.jwks()["keys"][0]).encode())), *GATEWAY_401),
+        bearer(lambda i, o: hs256_keyed_with(i, json.dumps(i.jwks()["keys"][0]).encode())), *GATEWAY_401
+    ),
     "es256-by-an-attacker": Hostile(bearer(lambda i, o: es256_by_attacker(i)), *GATEWAY_401),
     "unknown-kid": Hostile(bearer(lambda i, o: i.sign(claims(i), header={"kid": "no-such-key"})), *GATEWAY_401),
-    "kid-path-traversal": Hostile(bearer(lambda i, o: i.sign(claims(i), header={"kid": "../../../../dev/null"})),
-                                  *GATEWAY_401),
-    "no-kid": Hostile(bearer(lambda i, o: signed_by_idp(i, {"alg": "RS256", "typ": "JWT"}, claims(i))),
-                      *GATEWAY_401),
+    "kid-path-traversal": Hostile(
+        bearer(lambda i, o: i.sign(claims(i), header={"kid": "../../../../dev/null"})), *GATEWAY_401
+    ),
+    "no-kid": Hostile(bearer(lambda i, o: signed_by_idp(i, {"alg": "RS256", "typ": "JWT"}, claims(i))), *GATEWAY_401),
     "kid-of-another-key": Hostile(bearer(lambda i, o: o.sign(claims(i))), *GATEWAY_401),
-    "another-key-claiming-our-kid": Hostile(bearer(lambda i, o: o.sign(claims(i), header={"kid": i.kid})),
-                                            *GATEWAY_401),
+    "another-key-claiming-our-kid": Hostile(
+        bearer(lambda i, o: o.sign(claims(i), header={"kid": i.kid})), *GATEWAY_401
+    ),
     "rsa-1024-key-claiming-our-kid": Hostile(bearer(lambda i, o: rsa_1024_with_our_kid(i)), *GATEWAY_401),
-    "jku-injection": Hostile(bearer(lambda i, o: key_injection(i, o, jku="https://evil.example/jwks.json")),
-                             *GATEWAY_401),
-    "x5u-injection": Hostile(bearer(lambda i, o: key_injection(i, o, x5u="https://evil.example/cert.pem")),
-                             *GATEWAY_401),
+    "jku-injection": Hostile(
+        bearer(lambda i, o: key_injection(i, o, jku="https://evil.example/jwks.json")), *GATEWAY_401
+    ),
+    "x5u-injection": Hostile(
+        bearer(lambda i, o: key_injection(i, o, x5u="https://evil.example/cert.pem")), *GATEWAY_401
+    ),
     "embedded-jwk-claiming-our-kid": Hostile(bearer(embedded_jwk_with_our_kid), *GATEWAY_401),
     "crit-header": Hostile(
         bearer(lambda i, o: signed_by_idp(i, {"alg": "RS256", "kid": i.kid, "crit": ["exp-x"], "exp-x": 1}, claims(i))),
-        *GATEWAY_401),
+        *GATEWAY_401,
+    ),
     "wrong-issuer": Hostile(bearer(lambda i, o: i.sign(claims(i, iss="https://evil.example"))), *GATEWAY_401),
     "issuer-with-trailing-slash": Hostile(bearer(lambda i, o: i.sign(claims(i, iss=i.issuer + "/"))), *GATEWAY_401),
     "wrong-audience": Hostile(bearer(lambda i, o: i.sign(claims(i, aud="another-api"))), *GATEWAY_401),
     "no-audience": Hostile(bearer(lambda i, o: i.sign(claims(i, aud=None))), *GATEWAY_401),
-    "expired": Hostile(bearer(lambda i, o: i.sign(claims(i, iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200,
-                                                         exp=int(time.time()) - 3600))), *GATEWAY_401),
+    "expired": Hostile(
+        bearer(
+            lambda i, o: i.sign(
+                claims(i, iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200, exp=int(time.time()) - 3600)
+            )
+        ),
+        *GATEWAY_401,
+    ),
     "no-exp": Hostile(bearer(lambda i, o: i.sign(claims(i, exp=None))), *GATEWAY_401),
-    "exp-as-a-string": Hostile(bearer(lambda i, o: i.sign(claims(i, exp=str(int(time.time()) + 600)))),
-                               *GATEWAY_401),
+    "exp-as-a-string": Hostile(bearer(lambda i, o: i.sign(claims(i, exp=str(int(time.time()) + 600)))), *GATEWAY_401),
     "not-yet-valid": Hostile(bearer(lambda i, o: i.sign(claims(i, nbf=int(time.time()) + 600))), *GATEWAY_401),
-    "issued-in-the-future": Hostile(bearer(lambda i, o: i.sign(claims(i, iat=int(time.time()) + 600))),
-                                    *GATEWAY_401),
+    "issued-in-the-future": Hostile(bearer(lambda i, o: i.sign(claims(i, iat=int(time.time()) + 600))), *GATEWAY_401),
     "tampered-payload": Hostile(bearer(lambda i, o: tampered_payload(i)), *GATEWAY_401),
     "tampered-header": Hostile(bearer(lambda i, o: tampered_header(i)), *GATEWAY_401),
     "truncated-signature": Hostile(bearer(lambda i, o: i.mint()[:-10]), *GATEWAY_401),
     "signature-removed": Hostile(bearer(lambda i, o: i.mint().rsplit(".", 1)[0] + "."), *GATEWAY_401),
     "two-segments": Hostile(bearer(lambda i, o: i.mint().rsplit(".", 1)[0]), *GATEWAY_401),
-    "payload-not-an-object": Hostile(bearer(lambda i, o: signed_by_idp(i, {"alg": "RS256", "kid": i.kid}, b"[1]")),
-                                     *GATEWAY_401),
+    "payload-not-an-object": Hostile(
+        bearer(lambda i, o: signed_by_idp(i, {"alg": "RS256", "kid": i.kid}, b"[1]")), *GATEWAY_401
+    ),
     "garbage": Hostile(lambda i, o: "Bearer !!!garbage!!!", *GATEWAY_401),
     "non-ascii": Hostile(lambda i, o: "Bearer eyJ\u00e9.\u00e9.\u00e9", *GATEWAY_401),
     "jwe-looking-5-parts": Hostile(bearer(lambda i, o: jwe_looking(i)), *GATEWAY_401),
@@ -201,14 +213,17 @@ HOSTILE: dict[str, Hostile] = {
     "empty-bearer": Hostile(lambda i, o: "Bearer ", *GATEWAY_401),
     "wrong-scheme-basic": Hostile(lambda i, o: "Basic dXNlcjpwYXNzd29yZA==", *GATEWAY_401),
     "wrong-scheme-with-a-valid-token": Hostile(lambda i, o: f"Token {i.mint()}", *GATEWAY_401),
-    "duplicated-authorization-valid-then-garbage": Hostile(lambda i, o: (f"Bearer {i.mint()}", "Bearer garbage"),
-                                                           *GATEWAY_401),
+    "duplicated-authorization-valid-then-garbage": Hostile(
+        lambda i, o: (f"Bearer {i.mint()}", "Bearer garbage"), *GATEWAY_401
+    ),
     "duplicated-authorization-twice-the-same-valid-token": Hostile(
-        lambda i, o: (lambda t: (f"Bearer {t}", f"Bearer {t}"))(i.mint()), *GATEWAY_401),
+        lambda i, o: (lambda t: (f"Bearer {t}", f"Bearer {t}"))(i.mint()), *GATEWAY_401
+    ),
     # A valid token without the route's scope: 403 from the authorizer.
     "no-scope": Hostile(bearer(lambda i, o: i.sign(claims(i, scope=None))), *GATEWAY_403),
-    "other-scopes-only": Hostile(bearer(lambda i, o: i.sign(claims(i, scope="openid email sentiment-api/admin"))),
-                                 *GATEWAY_403),
+    "other-scopes-only": Hostile(
+        bearer(lambda i, o: i.sign(claims(i, scope="openid email sentiment-api/admin"))), *GATEWAY_403
+    ),
     # Valid tokens without a usable subject: API Gateway's authorizer does not check `sub`; the function does.
     "no-sub": Hostile(bearer(lambda i, o: i.sign(claims(i, sub=None))), *HANDLER_401),
     "empty-sub": Hostile(bearer(lambda i, o: i.sign(claims(i, sub=""))), *HANDLER_401),
@@ -288,8 +303,10 @@ def test_the_requests_library_sees_the_same_answers(local_stack: RunningStack, i
     """The raw client above is not hiding anything: a common client gets the same 401/200."""
     url = f"{local_stack.api_url}/predict"
     headers = {"content-type": "application/json"}
-    refused = requests.post(url, data=BODY, headers=headers | {"authorization": f"Bearer {alg_none(idp)}"},
-                            timeout=TIMEOUT_S)
-    accepted = requests.post(url, data=BODY, headers=headers | {"authorization": f"Bearer {idp.mint()}"},
-                             timeout=TIMEOUT_S)
+    refused = requests.post(
+        url, data=BODY, headers=headers | {"authorization": f"Bearer {alg_none(idp)}"}, timeout=TIMEOUT_S
+    )
+    accepted = requests.post(
+        url, data=BODY, headers=headers | {"authorization": f"Bearer {idp.mint()}"}, timeout=TIMEOUT_S
+    )
     assert (refused.status_code, accepted.status_code) == (401, 200)

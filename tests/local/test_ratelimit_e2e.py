@@ -67,8 +67,10 @@ def test_burst_of_250_then_60_s_idle_then_100_more(local_stack: RunningStack, to
 
     statuses = [r.status_code for r in burst]
     passed, limited = statuses.count(200), statuses.count(429)
-    print(f"burst: {passed} passed, {limited} got 429, in {elapsed:.2f} s "
-          f"(bound {BURST} + floor({elapsed:.2f}/0.6) = {BURST + math.floor(elapsed / INTERVAL_S)})")
+    print(
+        f"burst: {passed} passed, {limited} got 429, in {elapsed:.2f} s "
+        f"(bound {BURST} + floor({elapsed:.2f}/0.6) = {BURST + math.floor(elapsed / INTERVAL_S)})"
+    )
     assert passed + limited == 250, sorted(set(statuses))
     assert BURST <= passed <= BURST + math.floor(elapsed / INTERVAL_S)
     for response in burst:

@@ -67,8 +67,15 @@ class LambdaRuntime:
     handlers: dict[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
     calls: list[tuple[str, Any, str]] = field(default_factory=list)  # (function, event, outcome)
 
-    def invoke(self, backend: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
-               headers: Any, response_headers: dict[str, str]) -> bytes:
+    def invoke(
+        self,
+        backend: LambdaSimpleBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: dict[str, str],
+    ) -> bytes:
         name = function_name.split(":function:")[-1].split(":")[0]
         backend.get_function(name)  # an unknown function fails like on AWS
         event = json.loads(body or "{}")
@@ -77,8 +84,13 @@ class LambdaRuntime:
         except Exception as exc:  # the Python runtime's unhandled-error answer
             self.calls.append((name, event, type(exc).__name__))
             response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
-                               "stackTrace": traceback.format_tb(exc.__traceback__)}).encode()
+            return json.dumps(
+                {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_tb(exc.__traceback__),
+                }
+            ).encode()
         self.calls.append((name, event, "ok"))
         return json.dumps(result).encode()
 
@@ -137,8 +149,7 @@ class SageMakerClock:
                 n = clock._tick(f"processing:{name}")
                 job = backend.processing_jobs[name]
                 if job.processing_job_status != "Stopped":
-                    job.processing_job_status = clock.processing.status if n >= clock.processing.after \
-                        else "InProgress"
+                    job.processing_job_status = clock.processing.status if n >= clock.processing.after else "InProgress"
                     if n >= clock.processing.after and clock.processing.failure_reason:
                         job.failure_reason = clock.processing.failure_reason  # type: ignore[attr-defined]
             return original_processing(backend, name)
@@ -172,20 +183,25 @@ def _install_aws_start_time(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaRuntime]:
     """A fresh moto account in which state machines really execute and Lambda tasks run in-process."""
-    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
         monkeypatch.setenv(name, value)
     runtime = LambdaRuntime()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-        monkeypatch.setattr(LambdaSimpleBackend, "invoke",
-                            lambda backend, *args: runtime.invoke(backend, *args))
+        monkeypatch.setattr(LambdaSimpleBackend, "invoke", lambda backend, *args: runtime.invoke(backend, *args))
         _install_aws_start_time(monkeypatch)
         yield runtime
 
 
 def role(name: str, service: str) -> str:
-    document = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
     return boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(document))["Role"]["Arn"]
 
 
@@ -194,8 +210,12 @@ def deploy_function(runtime: LambdaRuntime, name: str, handler: Callable[[Any, A
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("app.py", "# the code runs in-process: tests/statemachines/conftest.py\n")
     arn = boto3.client("lambda").create_function(
-        FunctionName=name, Runtime="python3.12", Role=role(f"{name}-role", "lambda.amazonaws.com"),
-        Handler="app.lambda_handler", Code={"ZipFile": archive.getvalue()}, Architectures=["arm64"],
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role(f"{name}-role", "lambda.amazonaws.com"),
+        Handler="app.lambda_handler",
+        Code={"ZipFile": archive.getvalue()},
+        Architectures=["arm64"],
     )["FunctionArn"]
     runtime.handlers[name] = handler
     return arn
@@ -251,14 +271,18 @@ class Execution:
 
     def requests(self, action: str) -> list[dict[str, Any]]:
         """The parameters of every call the state machine made to an API action (e.g. createProcessingJob)."""
-        return [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in self.history
-                if e.get("taskScheduledEventDetails", {}).get("resource") == action]
+        return [
+            json.loads(e["taskScheduledEventDetails"]["parameters"])
+            for e in self.history
+            if e.get("taskScheduledEventDetails", {}).get("resource") == action
+        ]
 
 
 def run_state_machine(definition: str, name: str, payload: Mapping[str, Any], timeout_s: float = 60) -> Execution:
     sfn = boto3.client("stepfunctions")
-    machine = sfn.create_state_machine(name=name, definition=definition,
-                                       roleArn=role(f"{name}-sfn-role", "states.amazonaws.com"))["stateMachineArn"]
+    machine = sfn.create_state_machine(
+        name=name, definition=definition, roleArn=role(f"{name}-sfn-role", "states.amazonaws.com")
+    )["stateMachineArn"]
     arn = sfn.start_execution(stateMachineArn=machine, name=f"{name}-run", input=json.dumps(payload))["executionArn"]
     deadline = time.monotonic() + timeout_s
     while True:

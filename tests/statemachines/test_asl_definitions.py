@@ -51,8 +51,13 @@ def test_asl_validator() -> None:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node/npm are not installed: the asl-validator (package.json) cannot run")
     if not VALIDATOR.exists():
-        subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=ROOT, check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     command = [str(VALIDATOR)]
     for path in DEFINITIONS:
         command += ["--json-path", str(path)]
@@ -69,8 +74,9 @@ def test_the_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
     broken["States"]["Initialize"]["Next"] = 42
     path = tmp_path / "broken.asl.json"
     path.write_text(json.dumps(broken))
-    result = subprocess.run([str(VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = subprocess.run(
+        [str(VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode != 0
 
 

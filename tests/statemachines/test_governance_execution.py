@@ -58,21 +58,43 @@ def world(aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch) -> World:
         s3.create_bucket(Bucket=bucket)
     sm = boto3.client("sagemaker")
     execution_role = role("sagemaker-execution", "sagemaker.amazonaws.com")
-    sm.create_model(ModelName=LIVE_MODEL, ExecutionRoleArn=execution_role,
-                    PrimaryContainer={"Image": "autopilot-image", "ModelDataUrl": f"s3://{DATA_BUCKET}/m.tar.gz"})
-    sm.create_endpoint_config(EndpointConfigName=LIVE_MODEL, ProductionVariants=[
-        {"VariantName": "AllTraffic", "ModelName": LIVE_MODEL, "InstanceType": "ml.m5.large",
-         "InitialInstanceCount": 1}])
+    sm.create_model(
+        ModelName=LIVE_MODEL,
+        ExecutionRoleArn=execution_role,
+        PrimaryContainer={"Image": "autopilot-image", "ModelDataUrl": f"s3://{DATA_BUCKET}/m.tar.gz"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=LIVE_MODEL,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": LIVE_MODEL,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
     sm.create_endpoint(EndpointName=LIVE_ENDPOINT, EndpointConfigName=LIVE_MODEL)
     topic, notifications = notification_topic("governance-notifications")
     clock = SageMakerClock(processing=Outcome("Completed", after=2))
     clock.install(monkeypatch)
     substitutions = {
-        "GovernanceEngine": "script", "LiveEndpointName": LIVE_ENDPOINT, "DataBucket": DATA_BUCKET,
-        "ReportsBucket": REPORTS_BUCKET, "SageMakerExecutionRoleArn": execution_role, "NotificationTopicArn": topic,
-        "JobNamePrefix": "sentiment-test", "ClarifyImageUri": CLARIFY_IMAGE, "SklearnImageUri": SKLEARN_IMAGE,
-        "EvaluationDataUri": EVAL_URI, "ProcessingInstanceType": "ml.m5.large", "Region": "us-east-1",
-        "StackName": "sentiment-api-test", "JobPollSeconds": "0", "JobMaxPolls": "4", "MaxJobRuntimeSeconds": "3600",
+        "GovernanceEngine": "script",
+        "LiveEndpointName": LIVE_ENDPOINT,
+        "DataBucket": DATA_BUCKET,
+        "ReportsBucket": REPORTS_BUCKET,
+        "SageMakerExecutionRoleArn": execution_role,
+        "NotificationTopicArn": topic,
+        "JobNamePrefix": "sentiment-test",
+        "ClarifyImageUri": CLARIFY_IMAGE,
+        "SklearnImageUri": SKLEARN_IMAGE,
+        "EvaluationDataUri": EVAL_URI,
+        "ProcessingInstanceType": "ml.m5.large",
+        "Region": "us-east-1",
+        "StackName": "sentiment-api-test",
+        "JobPollSeconds": "0",
+        "JobMaxPolls": "4",
+        "MaxJobRuntimeSeconds": "3600",
     }
     return World(clock, notifications, substitutions)
 
@@ -87,9 +109,13 @@ def test_script_engine_runs_the_project_analysis_against_the_live_endpoint(world
     assert execution.status == "SUCCEEDED", execution.description
     assert execution.last_state == "ReportWritten"
     date = report_date(execution)
-    assert execution.output == {"report_date": date, "engine": "script", "model_version": LIVE_MODEL,
-                                "endpoint_name": LIVE_ENDPOINT,
-                                "report": f"s3://{REPORTS_BUCKET}/governance/{date}/analysis.json"}
+    assert execution.output == {
+        "report_date": date,
+        "engine": "script",
+        "model_version": LIVE_MODEL,
+        "endpoint_name": LIVE_ENDPOINT,
+        "report": f"s3://{REPORTS_BUCKET}/governance/{date}/analysis.json",
+    }
     (job,) = world.jobs()
     assert execution.count("DescribeJob") == 2  # InProgress, then Completed
     app = job["AppSpecification"]
@@ -97,8 +123,11 @@ def test_script_engine_runs_the_project_analysis_against_the_live_endpoint(world
     assert app["ContainerEntrypoint"] == ["python3", "-m", "governance.analyze"]
     args = analyze.parse_args(app["ContainerArguments"])  # the project's own CLI accepts what SageMaker runs
     assert (args.endpoint_name, args.model_version, args.region) == (LIVE_ENDPOINT, LIVE_MODEL, "us-east-1")
-    assert (args.report_date, str(args.data), str(args.out)) == (date, "/opt/ml/processing/input/data",
-                                                                "/opt/ml/processing/output")
+    assert (args.report_date, str(args.data), str(args.out)) == (
+        date,
+        "/opt/ml/processing/input/data",
+        "/opt/ml/processing/output",
+    )
     inputs = {i["InputName"]: i["S3Input"] for i in job["ProcessingInputs"]}
     assert inputs["code"]["S3Uri"] == f"s3://{DATA_BUCKET}/code/governance/"
     assert inputs["code"]["LocalPath"] == "/opt/ml/processing/input/code/governance"

@@ -40,16 +40,29 @@ TRAINING_KEY = "training/train.csv"
 PREFIX = "sentiment-test"
 LABELS = ["negative", "neutral", "positive"]
 STACK_TEMPLATE = {  # the parameters the release touches, as in template.yaml, plus one resource using them
-    "Parameters": {"Stage": {"Type": "String"}, "SageMakerEndpointName": {"Type": "String"},
-                   "PreviousSageMakerEndpointName": {"Type": "String", "Default": ""}},
-    "Resources": {"LiveEndpointName": {"Type": "AWS::SSM::Parameter", "Properties": {
-        "Name": "/sentiment-api-test/live-endpoint", "Type": "String", "Value": {"Ref": "SageMakerEndpointName"}}}},
+    "Parameters": {
+        "Stage": {"Type": "String"},
+        "SageMakerEndpointName": {"Type": "String"},
+        "PreviousSageMakerEndpointName": {"Type": "String", "Default": ""},
+    },
+    "Resources": {
+        "LiveEndpointName": {
+            "Type": "AWS::SSM::Parameter",
+            "Properties": {
+                "Name": "/sentiment-api-test/live-endpoint",
+                "Type": "String",
+                "Value": {"Ref": "SageMakerEndpointName"},
+            },
+        }
+    },
 }
 AUTOML_CONTAINER = {
     "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/autopilot-text-classification:1.0-gpu",
     "ModelDataUrl": f"s3://{DATA_BUCKET}/automl/job/model.tar.gz",
-    "Environment": {"SAGEMAKER_INFERENCE_SUPPORTED": "predicted_label,probability,probabilities,labels",
-                    "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label"},
+    "Environment": {
+        "SAGEMAKER_INFERENCE_SUPPORTED": "predicted_label,probability,probabilities,labels",
+        "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label",
+    },
 }
 BEST_CANDIDATE = {
     "CandidateName": "best-text-candidate",
@@ -97,18 +110,28 @@ def read_lineage(name: str) -> dict[str, Any]:
 
 
 def training_csv(rows_per_class: int) -> bytes:
-    lines = ["text,label"] + [f'"example {i} for {label}, with a comma",{label}'
-                              for label in LABELS for i in range(rows_per_class)]
+    lines = ["text,label"] + [
+        f'"example {i} for {label}, with a comma",{label}' for label in LABELS for i in range(rows_per_class)
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
 def queue_endpoint_answers(*labels: str) -> None:
     """What the new endpoint answers to the smoke test's probes (in probe order), via moto's API."""
-    results = [{"Body": json.dumps({"predicted_label": label, "probabilities": [0.1, 0.1, 0.8], "labels": LABELS}),
-                "ContentType": "application/json", "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}
-               for label in labels]
-    requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
-                  json={"results": results, "region": REGION, "account_id": ACCOUNT}, timeout=5)
+    results = [
+        {
+            "Body": json.dumps({"predicted_label": label, "probabilities": [0.1, 0.1, 0.8], "labels": LABELS}),
+            "ContentType": "application/json",
+            "InvokedProductionVariant": "AllTraffic",
+            "CustomAttributes": "",
+        }
+        for label in labels
+    ]
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        json={"results": results, "region": REGION, "account_id": ACCOUNT},
+        timeout=5,
+    )
 
 
 def setup_world(aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch, cloudformation_role: bool = True) -> World:
@@ -117,14 +140,17 @@ def setup_world(aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch, cloudformat
         s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=DATA_BUCKET, Key=TRAINING_KEY, Body=training_csv(6))
     boto3.client("cloudformation").create_stack(
-        StackName=STACK, TemplateBody=json.dumps(STACK_TEMPLATE),
-        Parameters=[{"ParameterKey": "Stage", "ParameterValue": "test"},
-                    {"ParameterKey": "SageMakerEndpointName", "ParameterValue": LIVE_ENDPOINT}])
+        StackName=STACK,
+        TemplateBody=json.dumps(STACK_TEMPLATE),
+        Parameters=[
+            {"ParameterKey": "Stage", "ParameterValue": "test"},
+            {"ParameterKey": "SageMakerEndpointName", "ParameterValue": LIVE_ENDPOINT},
+        ],
+    )
     topic, notifications = notification_topic()
     # The three tasks share one CodeUri and one configuration: template.yaml's variables, resolved here.
     refs = {"Stage": "test", "DataBucket": DATA_BUCKET, "AWS::StackName": STACK}
-    env = {"CLOUDFORMATION_ROLE_ARN": role("cfn-deploy", "cloudformation.amazonaws.com") if cloudformation_role
-           else ""}
+    env = {"CLOUDFORMATION_ROLE_ARN": role("cfn-deploy", "cloudformation.amazonaws.com") if cloudformation_role else ""}
     validate = load_function("validate_dataset", env, refs)
     smoke = load_function("smoke_test_endpoint", env, refs)
     release = load_function("release_model", env, refs)
@@ -148,9 +174,12 @@ def setup_world(aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch, cloudformat
         "EndpointInstanceCount": "1",
         "InferenceOutputKeys": "predicted_label,probability,probabilities,labels",
         # Wait seconds: 0 in tests (minutes in the template); ceilings small enough to test the timeouts.
-        "AutoMLPollSeconds": "0", "AutoMLMaxPolls": "5",
-        "EndpointPollSeconds": "0", "EndpointMaxPolls": "5",
-        "ReleasePollSeconds": "0", "ReleaseMaxPolls": "5",
+        "AutoMLPollSeconds": "0",
+        "AutoMLMaxPolls": "5",
+        "EndpointPollSeconds": "0",
+        "EndpointMaxPolls": "5",
+        "ReleasePollSeconds": "0",
+        "ReleaseMaxPolls": "5",
     }
     return World(aws, clock, notifications, substitutions)
 
@@ -194,24 +223,33 @@ def test_released_through_the_stack_update(world: World) -> None:
     assert execution.status == "SUCCEEDED", execution.description
     assert execution.last_state == "ModelReleased"
     name = run_names(execution)
-    assert execution.output == {"model_version": name, "endpoint_name": name, "previous_endpoint": LIVE_ENDPOINT,
-                                "release": {"status": "released", "stack_status": "UPDATE_COMPLETE"},
-                                "lineage": f"s3://{REPORTS_BUCKET}/lineage/{name}.json"}
+    assert execution.output == {
+        "model_version": name,
+        "endpoint_name": name,
+        "previous_endpoint": LIVE_ENDPOINT,
+        "release": {"status": "released", "stack_status": "UPDATE_COMPLETE"},
+        "lineage": f"s3://{REPORTS_BUCKET}/lineage/{name}.json",
+    }
     assert execution.count("DescribeAutoMLJob") == 3  # polled until Completed
     job = boto3.client("sagemaker").describe_auto_ml_job_v2(AutoMLJobName=name)
     config = job["AutoMLProblemTypeConfig"]["TextClassificationJobConfig"]
     assert (config["ContentColumn"], config["TargetLabelColumn"]) == ("text", "label")
     assert config["CompletionCriteria"]["MaxAutoMLJobRuntimeInSeconds"] == 14400
-    assert job["AutoMLJobInputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == \
-        f"s3://{DATA_BUCKET}/{TRAINING_KEY}"
+    assert (
+        job["AutoMLJobInputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+        == f"s3://{DATA_BUCKET}/{TRAINING_KEY}"
+    )
     # the model: the best candidate's container, answering in the API's wire format
     (container,) = boto3.client("sagemaker").describe_model(ModelName=name)["Containers"]
     assert container["Image"] == AUTOML_CONTAINER["Image"]
     assert container["Environment"]["SAGEMAKER_INFERENCE_OUTPUT"] == "predicted_label,probability,probabilities,labels"
     assert world.sagemaker_names()["endpoints"] == [name]
     # released: the stack now pins the new endpoint (a new predict version, shifted by the canary)
-    assert world.stack_parameters() == {"Stage": "test", "SageMakerEndpointName": name,
-                                        "PreviousSageMakerEndpointName": LIVE_ENDPOINT}
+    assert world.stack_parameters() == {
+        "Stage": "test",
+        "SageMakerEndpointName": name,
+        "PreviousSageMakerEndpointName": LIVE_ENDPOINT,
+    }
     lineage = read_lineage(name)
     assert lineage["model_version"] == name
     assert lineage["release"] == {"status": "released", "stack_status": "UPDATE_COMPLETE"}
@@ -225,8 +263,9 @@ def test_released_through_the_stack_update(world: World) -> None:
     assert f"model {name} is released" in message["Message"]
 
 
-def test_without_a_cloudformation_role_the_release_waits_for_a_person(aws: LambdaRuntime,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_cloudformation_role_the_release_waits_for_a_person(
+    aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world = setup_world(aws, monkeypatch, cloudformation_role=False)
     world.clock.automl = Outcome("Completed", after=1, fields={"best_candidate": BEST_CANDIDATE})
     queue_endpoint_answers(*SMOKE_TEXTS)  # one right answer per probe, in SMOKE_TEXTS order
@@ -313,8 +352,14 @@ def test_canary_rolled_back(world: World, monkeypatch: pytest.MonkeyPatch) -> No
     queue_endpoint_answers(*SMOKE_TEXTS)  # one right answer per probe, in SMOKE_TEXTS order
     original_update = CloudFormationBackend.update_stack
 
-    def update_then_roll_back(backend: CloudFormationBackend, name: str, template: str, role_arn: str | None,
-                              parameters: list[dict[str, Any]], tags: dict[str, str] | None) -> Any:
+    def update_then_roll_back(
+        backend: CloudFormationBackend,
+        name: str,
+        template: str,
+        role_arn: str | None,
+        parameters: list[dict[str, Any]],
+        tags: dict[str, str] | None,
+    ) -> Any:
         """CloudFormation when the canary fails: the update is applied, then the previous template and
         parameters are applied again (the rollback), and the stack ends UPDATE_ROLLBACK_COMPLETE."""
         stack = backend.get_stack(name)
@@ -334,4 +379,3 @@ def test_canary_rolled_back(world: World, monkeypatch: pytest.MonkeyPatch) -> No
     assert_nothing_left(world, name)  # the rolled-back endpoint serves nothing: deleted
     assert world.stack_parameters()["SageMakerEndpointName"] == LIVE_ENDPOINT
     assert not boto3.client("s3").list_objects_v2(Bucket=REPORTS_BUCKET).get("Contents")  # no lineage
-

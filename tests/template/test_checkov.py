@@ -28,8 +28,7 @@ SECURITY_DOC = REPO_ROOT / "docs" / "security.md"
 TIMEOUT_S = 300
 
 if not CHECKOV.exists():
-    pytest.skip("checkov is not installed: scripts/bootstrap.sh checkov creates .venv-checkov",
-                allow_module_level=True)
+    pytest.skip("checkov is not installed: scripts/bootstrap.sh checkov creates .venv-checkov", allow_module_level=True)
 
 
 def checkov(template: Path, *extra: str) -> dict[str, Any]:
@@ -37,7 +36,12 @@ def checkov(template: Path, *extra: str) -> dict[str, Any]:
     env.pop("BC_API_KEY", None)
     result = subprocess.run(
         [str(CHECKOV), "--config-file", str(CONFIG), "-f", str(template), "-o", "json", *extra],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
     )
     assert result.returncode in (0, 1), result.stderr[-3000:]
     report = json.loads(result.stdout)

@@ -26,8 +26,9 @@ from tests.template.conftest import REPO_ROOT
 
 OPENAPI_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 #: Every JSON Schema the functions compile: the API layer's and each function's own.
-SCHEMA_FILES = {p.name: p for p in [*REPO_ROOT.glob("layers/*/*/schemas/*.json"),
-                                    *REPO_ROOT.glob("functions/*/*/schemas/*.json")]}
+SCHEMA_FILES = {
+    p.name: p for p in [*REPO_ROOT.glob("layers/*/*/schemas/*.json"), *REPO_ROOT.glob("functions/*/*/schemas/*.json")]
+}
 EXPLAIN_SCHEMA = REPO_ROOT / "functions" / "explain" / "explanation" / "schemas" / "explain_response.json"
 
 
@@ -195,8 +196,11 @@ def test_each_code_is_documented_under_its_status() -> None:
     document = load_openapi()
     for code, status in api_error_codes().items():
         statuses = [
-            int(s) for ops in document["paths"].values() for op in ops.values()
-            for s, response in op["responses"].items() if code in code_enums(resolve(document, response))
+            int(s)
+            for ops in document["paths"].values()
+            for op in ops.values()
+            for s, response in op["responses"].items()
+            if code in code_enums(resolve(document, response))
         ]
         assert statuses and set(statuses) == {status}, (code, status, statuses)
 

@@ -22,20 +22,66 @@ from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT
 
 DOCS = [REPO_ROOT / "runbook.md", REPO_ROOT / "deploy" / "README.md"]
 STACK = "$STACK"
-NAME_PROPERTIES = ("AlarmName", "DashboardName", "FunctionName", "LogGroupName", "TopicName", "AliasName",
-                   "ConfigurationName")
+NAME_PROPERTIES = (
+    "AlarmName",
+    "DashboardName",
+    "FunctionName",
+    "LogGroupName",
+    "TopicName",
+    "AliasName",
+    "ConfigurationName",
+)
 CLI_SERVICES = {"deploy": "codedeploy", "s3api": "s3"}  # CLI name -> botocore name, where they differ
-GLOBAL_OPTIONS = {"--query", "--output", "--region", "--profile", "--no-cli-pager", "--debug", "--endpoint-url",
-                  "--no-paginate", "--cli-input-json"}
+GLOBAL_OPTIONS = {
+    "--query",
+    "--output",
+    "--region",
+    "--profile",
+    "--no-cli-pager",
+    "--debug",
+    "--endpoint-url",
+    "--no-paginate",
+    "--cli-input-json",
+}
 # Words in backticks that are neither resources nor metrics: AWS vocabulary the docs use.
 VOCABULARY = {
-    "CanaryVerdicts", "ColdStart", "FunctionVersion", "ExecutedVersion", "ErrorCode", "AppSpecContent",
-    "BeforeAllowTraffic", "AfterAllowTraffic", "AdditionalVersionWeights", "RoutingConfig", "InService",
-    "UsePreviousTemplate", "UsePreviousValue", "UpdateStack", "CreateDeployment", "UpdateFunctionConfiguration",
-    "PublishVersion", "UpdateDeploymentGroup", "DeploymentPreference", "AutoPublishAlias", "EndpointStatus",
-    "StateReason", "ThrottledRequests", "ResourceNotFoundException", "AccessDeniedException", "ClientError",
-    "ReadTimeoutError", "ConnectTimeoutError", "ModelLatency", "Invocation4XXErrors", "Invocation5XXErrors",
-    "Invocations", "Latency", "Count", "Errors", "Throttles", "Canary10Percent5Minutes",
+    "CanaryVerdicts",
+    "ColdStart",
+    "FunctionVersion",
+    "ExecutedVersion",
+    "ErrorCode",
+    "AppSpecContent",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+    "AdditionalVersionWeights",
+    "RoutingConfig",
+    "InService",
+    "UsePreviousTemplate",
+    "UsePreviousValue",
+    "UpdateStack",
+    "CreateDeployment",
+    "UpdateFunctionConfiguration",
+    "PublishVersion",
+    "UpdateDeploymentGroup",
+    "DeploymentPreference",
+    "AutoPublishAlias",
+    "EndpointStatus",
+    "StateReason",
+    "ThrottledRequests",
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "ClientError",
+    "ReadTimeoutError",
+    "ConnectTimeoutError",
+    "ModelLatency",
+    "Invocation4XXErrors",
+    "Invocation5XXErrors",
+    "Invocations",
+    "Latency",
+    "Count",
+    "Errors",
+    "Throttles",
+    "Canary10Percent5Minutes",
 }
 
 
@@ -97,16 +143,37 @@ def test_every_output_read_exists(path: Path, text: str, cfn: dict[str, Any]) ->
 
 def _metric_names(cfn: dict[str, Any]) -> set[str]:
     text = json.dumps(cfn)
-    return set(re.findall(r'"MetricName": "(\w+)"', text)) | set(re.findall(r'MetricName=\\\\?"(\w+)', text)) | {
-        "Requests", "Latency", "4xx", "5xx", "ModelLatency", "RateLimited", "Errors", "Predictions",
-        "RateLimiterErrors", "ColdStart", "CanaryVerdicts"}
+    return (
+        set(re.findall(r'"MetricName": "(\w+)"', text))
+        | set(re.findall(r'MetricName=\\\\?"(\w+)', text))
+        | {
+            "Requests",
+            "Latency",
+            "4xx",
+            "5xx",
+            "ModelLatency",
+            "RateLimited",
+            "Errors",
+            "Predictions",
+            "RateLimiterErrors",
+            "ColdStart",
+            "CanaryVerdicts",
+        }
+    )
 
 
 @pytest.mark.parametrize(("path", "text"), list(_docs()), ids=[p.name for p in DOCS])
-def test_every_camel_case_identifier_is_known(path: Path, text: str, cfn: dict[str, Any],
-                                              sam_template: dict[str, Any]) -> None:
-    known = (set(cfn["Resources"]) | set(sam_template["Resources"]) | set(cfn["Outputs"]) | set(cfn["Parameters"])
-             | _metric_names(cfn) | VOCABULARY)
+def test_every_camel_case_identifier_is_known(
+    path: Path, text: str, cfn: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    known = (
+        set(cfn["Resources"])
+        | set(sam_template["Resources"])
+        | set(cfn["Outputs"])
+        | set(cfn["Parameters"])
+        | _metric_names(cfn)
+        | VOCABULARY
+    )
     for token in sorted(set(re.findall(r"`([A-Z][a-z0-9]+(?:[A-Z0-9][A-Za-z0-9]*)+)`", text))):
         assert token in known, f"{path.name}: `{token}` is neither a template name, a metric nor known vocabulary"
 
@@ -177,9 +244,15 @@ def test_scripts_the_docs_name_exist() -> None:
 
 def test_runbook_covers_the_required_incidents() -> None:
     headings = re.findall(r"^## (.+)$", (REPO_ROOT / "runbook.md").read_text(encoding="utf-8"), flags=re.M)
-    for incident in ("High 5xx rate", "High latency", "SageMaker endpoint unavailable or throttling",
-                     "Rate limiter store failing", "Authorizer rejecting everyone (IdP key rotation)",
-                     "Bad canary", "Bad model after retraining"):
+    for incident in (
+        "High 5xx rate",
+        "High latency",
+        "SageMaker endpoint unavailable or throttling",
+        "Rate limiter store failing",
+        "Authorizer rejecting everyone (IdP key rotation)",
+        "Bad canary",
+        "Bad model after retraining",
+    ):
         assert incident in headings, incident
     text = (REPO_ROOT / "runbook.md").read_text(encoding="utf-8")
     for section in re.split(r"^## ", text, flags=re.M)[2:-1]:

@@ -123,8 +123,11 @@ def test_only_predict_and_explain_routes_exist(body: dict[str, Any]) -> None:
 
 
 def test_lambda_permission_limited_to_route_and_alias(resources: dict[str, Any]) -> None:
-    permissions = {lid for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Permission"
-                   and r["Properties"]["Principal"] == "apigateway.amazonaws.com"}
+    permissions = {
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    }
     assert permissions == {"PredictFunctionPredictPermission", "ExplainFunctionExplainPermission"}
     props = resources["PredictFunctionPredictPermission"]["Properties"]
     assert props["Principal"] == "apigateway.amazonaws.com"

@@ -45,7 +45,12 @@ def test_spec_defaults(cfn: dict[str, Any]) -> None:
 def test_tests_configure_every_variable_the_template_sets(resources: dict[str, Any], cfn: dict[str, Any]) -> None:
     """tests/helpers.FUNCTION_ENV mirrors the deployed configuration (required names at least)."""
     env = resources["PredictFunction"]["Properties"]["Environment"]["Variables"]
-    for required in ("SAGEMAKER_ENDPOINT_NAME", "RATE_LIMIT_TABLE_NAME", "POWERTOOLS_SERVICE_NAME",
-                     "POWERTOOLS_METRICS_NAMESPACE", "STAGE"):
+    for required in (
+        "SAGEMAKER_ENDPOINT_NAME",
+        "RATE_LIMIT_TABLE_NAME",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "STAGE",
+    ):
         assert required in env
         assert required in FUNCTION_ENV

@@ -16,10 +16,14 @@ from tests.template.cfn_helpers import as_list, contains_wildcard, of_type, only
 from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT
 
 HOOKS = ("PreTrafficHookFunction", "PostTrafficHookFunction")
-GROUP_ARN = {"Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
-                        "${ServerlessDeploymentApplication}/${PredictFunctionDeploymentGroup}"}
-APPLICATION_ARN = {"Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:application:"
-                              "${ServerlessDeploymentApplication}"}
+GROUP_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
+    "${ServerlessDeploymentApplication}/${PredictFunctionDeploymentGroup}"
+}
+APPLICATION_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:application:"
+    "${ServerlessDeploymentApplication}"
+}
 BASIC_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
@@ -63,7 +67,8 @@ def test_codedeploy_service_role_may_invoke_codedeployhook_functions_only(resour
     assert statement["Principal"] == {"Service": ["codedeploy.amazonaws.com"]}
     # AWSCodeDeployRoleForLambda: lambda:InvokeFunction on arn:aws:lambda:*:*:function:CodeDeployHook_*
     assert role["Properties"]["ManagedPolicyArns"] == [
-        "arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda"]
+        "arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda"
+    ]
 
 
 def test_alias_live_is_shifted_by_codedeploy_with_both_hooks(resources: dict[str, Any]) -> None:
@@ -91,18 +96,28 @@ def _shape(metrics: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         stat = query.get("MetricStat")
         if stat:
             metric = stat["Metric"]
-            shape.append((query["Id"], metric["Namespace"], metric["MetricName"],
-                          tuple(d["Name"] for d in metric["Dimensions"]), stat["Period"], stat["Stat"],
-                          query["ReturnData"]))
+            shape.append(
+                (
+                    query["Id"],
+                    metric["Namespace"],
+                    metric["MetricName"],
+                    tuple(d["Name"] for d in metric["Dimensions"]),
+                    stat["Period"],
+                    stat["Stat"],
+                    query["ReturnData"],
+                )
+            )
         else:
             shape.append((query["Id"], query["Expression"], query["ReturnData"]))
     return shape
 
 
-@pytest.mark.parametrize(("alarm_id", "builder"), [("CanaryLatencyAlarm", "latency_alarm"),
-                                                   ("CanaryErrorRateAlarm", "error_rate_alarm")])
-def test_template_alarms_have_the_shape_the_pre_traffic_hook_writes(resources: dict[str, Any], alarm_id: str,
-                                                                    builder: str) -> None:
+@pytest.mark.parametrize(
+    ("alarm_id", "builder"), [("CanaryLatencyAlarm", "latency_alarm"), ("CanaryErrorRateAlarm", "error_rate_alarm")]
+)
+def test_template_alarms_have_the_shape_the_pre_traffic_hook_writes(
+    resources: dict[str, Any], alarm_id: str, builder: str
+) -> None:
     settings = hook_settings.HookSettings.from_env({**FUNCTION_ENV, **hook_env(resources, "PreTrafficHookFunction")})
     written = getattr(canary_alarms, builder)(settings, canary_release.Release("d-1", "fn", "live", "1", "2"))
     declared = resources[alarm_id]["Properties"]
@@ -117,9 +132,13 @@ def test_template_alarms_are_declared_idle(resources: dict[str, Any]) -> None:
     PostTraffic hook writes back after the verdict (canary.alarms.idle_alarms)."""
     idle = canary_alarms.IDLE_VERSION
     for alarm_id in ("CanaryLatencyAlarm", "CanaryErrorRateAlarm"):
-        versions = {d["Value"] for q in resources[alarm_id]["Properties"]["Metrics"] if "MetricStat" in q
-                    for d in q["MetricStat"]["Metric"]["Dimensions"] if d["Name"] in ("FunctionVersion",
-                                                                                       "ExecutedVersion")}
+        versions = {
+            d["Value"]
+            for q in resources[alarm_id]["Properties"]["Metrics"]
+            if "MetricStat" in q
+            for d in q["MetricStat"]["Metric"]["Dimensions"]
+            if d["Name"] in ("FunctionVersion", "ExecutedVersion")
+        }
         assert versions == {idle}, alarm_id
 
 
@@ -136,9 +155,14 @@ def test_rollback_thresholds_are_the_spec_rule(resources: dict[str, Any]) -> Non
 # ---- the hooks ----------------------------------------------------------------------------------------------
 def hook_env(resources: dict[str, Any], hook: str) -> dict[str, str]:
     """The hook's environment with references replaced by example values."""
-    examples = {"PredictFunction": "sentiment-api-prod-PredictFunction-AbC", "CanaryLatencyAlarm": "lat",
-                "CanaryErrorRateAlarm": "err", "AlarmTopic": "arn:aws:sns:us-east-1:123456789012:t",
-                "CanaryLowTrafficVerdict": "promote", "Stage": "prod"}
+    examples = {
+        "PredictFunction": "sentiment-api-prod-PredictFunction-AbC",
+        "CanaryLatencyAlarm": "lat",
+        "CanaryErrorRateAlarm": "err",
+        "AlarmTopic": "arn:aws:sns:us-east-1:123456789012:t",
+        "CanaryLowTrafficVerdict": "promote",
+        "Stage": "prod",
+    }
     env = {}
     for name, value in resources[hook]["Properties"]["Environment"]["Variables"].items():
         env[name] = examples[value["Ref"]] if isinstance(value, dict) else value
@@ -155,13 +179,18 @@ def test_hook_names_start_with_codedeployhook_and_fit_lambda_limits(resources: d
 
 
 @pytest.mark.parametrize("hook", HOOKS)
-def test_hooks_run_the_canary_hooks_code_and_the_core_layer(resources: dict[str, Any], sam_template: dict[str, Any],
-                                                              hook: str) -> None:
+def test_hooks_run_the_canary_hooks_code_and_the_core_layer(
+    resources: dict[str, Any], sam_template: dict[str, Any], hook: str
+) -> None:
     props = resources[hook]["Properties"]
     handler = {"PreTrafficHookFunction": "pre_traffic", "PostTrafficHookFunction": "post_traffic"}[hook]
     assert props["Handler"] == f"app.{handler}"
-    (core,) = [lid for lid, res in resources.items() if res["Type"] == "AWS::Lambda::LayerVersion"
-               and res["Properties"]["LayerName"] == {"Fn::Sub": "${AWS::StackName}-core"}]
+    (core,) = [
+        lid
+        for lid, res in resources.items()
+        if res["Type"] == "AWS::Lambda::LayerVersion"
+        and res["Properties"]["LayerName"] == {"Fn::Sub": "${AWS::StackName}-core"}
+    ]
     assert [layer["Ref"] for layer in props["Layers"]] == [core]
     code_dir = REPO_ROOT / sam_template["Resources"][hook]["Properties"]["CodeUri"]
     assert code_dir == REPO_ROOT / "functions" / "canary_hooks"
@@ -170,8 +199,11 @@ def test_hooks_run_the_canary_hooks_code_and_the_core_layer(resources: dict[str,
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hooks_are_not_retried_and_log_to_their_own_group(resources: dict[str, Any], hook: str) -> None:
-    (config,) = [r for r in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
-                 if r["Properties"]["FunctionName"] == {"Ref": hook}]
+    (config,) = [
+        r
+        for r in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+        if r["Properties"]["FunctionName"] == {"Ref": hook}
+    ]
     assert config["Properties"]["MaximumRetryAttempts"] == 0
     group = resources[hook]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
     assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
@@ -190,7 +222,10 @@ def test_hook_timeouts_cover_their_work(resources: dict[str, Any]) -> None:
 def test_hook_configuration_is_the_spec_rule(resources: dict[str, Any], hook: str) -> None:
     settings = hook_settings.HookSettings.from_env({**FUNCTION_ENV, **hook_env(resources, hook)})
     assert (settings.rule.max_latency_ratio, settings.rule.max_error_rate, settings.rule.window_minutes) == (
-        1.3, 0.02, 5)
+        1.3,
+        0.02,
+        5,
+    )
     assert settings.alias == "live"
     variables = resources[hook]["Properties"]["Environment"]["Variables"]
     assert variables["PREDICT_FUNCTION_NAME"] == {"Ref": "PredictFunction"}
@@ -221,16 +256,20 @@ EXPECTED_HOOK_STATEMENTS = {
         "ReportHookStatus": (["codedeploy:PutLifecycleEventHookExecutionStatus"], [GROUP_ARN]),
         "ReadStableVersion": (["lambda:GetAlias"], [{"Fn::Sub": "${PredictFunction.Arn}:live"}]),
         "InvokePredictVersions": (["lambda:InvokeFunction"], [{"Fn::Sub": "${PredictFunction.Arn}:*"}]),
-        "WriteCanaryAlarms": (["cloudwatch:PutMetricAlarm"], [{"Fn::GetAtt": ["CanaryLatencyAlarm", "Arn"]},
-                                                              {"Fn::GetAtt": ["CanaryErrorRateAlarm", "Arn"]}]),
+        "WriteCanaryAlarms": (
+            ["cloudwatch:PutMetricAlarm"],
+            [{"Fn::GetAtt": ["CanaryLatencyAlarm", "Arn"]}, {"Fn::GetAtt": ["CanaryErrorRateAlarm", "Arn"]}],
+        ),
     },
     "PostTrafficHookFunction": {
         "ReadDeployment": (["codedeploy:GetDeployment"], [GROUP_ARN]),
         "ReadAppSpec": (["codedeploy:GetApplicationRevision"], [APPLICATION_ARN]),
         "ReportHookStatus": (["codedeploy:PutLifecycleEventHookExecutionStatus"], [GROUP_ARN]),
         "ReadCanaryMetrics": (["cloudwatch:GetMetricData"], ["*"]),  # no resource-level permissions exist
-        "WriteCanaryAlarms": (["cloudwatch:PutMetricAlarm"], [{"Fn::GetAtt": ["CanaryLatencyAlarm", "Arn"]},
-                                                              {"Fn::GetAtt": ["CanaryErrorRateAlarm", "Arn"]}]),
+        "WriteCanaryAlarms": (
+            ["cloudwatch:PutMetricAlarm"],
+            [{"Fn::GetAtt": ["CanaryLatencyAlarm", "Arn"]}, {"Fn::GetAtt": ["CanaryErrorRateAlarm", "Arn"]}],
+        ),
     },
 }
 
@@ -261,8 +300,10 @@ def test_the_only_wildcard_resources_are_the_ones_iam_requires(resources: dict[s
 
 def test_hook_roles_cannot_touch_other_functions_or_alarms(resources: dict[str, Any]) -> None:
     pre = statements_by_sid(role_of(resources, "PreTrafficHookFunction"))
-    invoke = resolve_sub(pre["InvokePredictVersions"]["Resource"],
-                         {**PSEUDO_PARAMETERS, "PredictFunction.Arn": "arn:aws:lambda:us-east-1:1:function:p"})
+    invoke = resolve_sub(
+        pre["InvokePredictVersions"]["Resource"],
+        {**PSEUDO_PARAMETERS, "PredictFunction.Arn": "arn:aws:lambda:us-east-1:1:function:p"},
+    )
     assert invoke == "arn:aws:lambda:us-east-1:1:function:p:*"  # qualified: not $LATEST, not other functions
     actions = {a for s in policy_statements(role_of(resources, "PreTrafficHookFunction")) for a in as_list(s["Action"])}
     assert "cloudwatch:DeleteAlarms" not in actions  # the stack owns the alarms

@@ -197,8 +197,11 @@ def test_no_other_iam_policy_resources(resources: dict[str, Any], function: dict
     # The predict function has a role of its own, shared with nothing else (other roles are checked by the
     # deployment, observability, pipeline and security tests).
     assert function["Properties"]["Role"] == {"Fn::GetAtt": ["PredictFunctionRole", "Arn"]}
-    users = [lid for lid, res in resources.items()
-             if res.get("Properties", {}).get("Role") == {"Fn::GetAtt": ["PredictFunctionRole", "Arn"]}]
+    users = [
+        lid
+        for lid, res in resources.items()
+        if res.get("Properties", {}).get("Role") == {"Fn::GetAtt": ["PredictFunctionRole", "Arn"]}
+    ]
     assert users == ["PredictFunction"]
 
 
@@ -216,10 +219,15 @@ def test_predict_is_built_from_nothing_the_other_functions_own(sam_template: dic
     CodeUri and its layers' ContentUri), so it publishes no new predict version and starts no canary."""
     resources = sam_template["Resources"]
     predict = resources["PredictFunction"]["Properties"]
-    inputs = [REPO_ROOT / predict["CodeUri"], *(REPO_ROOT / resources[layer["Ref"]]["Properties"]["ContentUri"]
-                                                for layer in predict["Layers"])]
-    others = {REPO_ROOT / res["Properties"]["CodeUri"] for lid, res in resources.items()
-              if res["Type"] == "AWS::Serverless::Function" and lid != "PredictFunction"}
+    inputs = [
+        REPO_ROOT / predict["CodeUri"],
+        *(REPO_ROOT / resources[layer["Ref"]]["Properties"]["ContentUri"] for layer in predict["Layers"]),
+    ]
+    others = {
+        REPO_ROOT / res["Properties"]["CodeUri"]
+        for lid, res in resources.items()
+        if res["Type"] == "AWS::Serverless::Function" and lid != "PredictFunction"
+    }
     assert {REPO_ROOT / "functions" / name for name in ("explain", "canary_hooks", "retraining")} <= others
     for source in inputs:
         for other in others:

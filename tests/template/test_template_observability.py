@@ -58,7 +58,10 @@ def test_only_this_stacks_alarms_publish_over_tls(resources: dict[str, Any]) -> 
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     allow = statements["StackAlarmsPublish"]
     assert (allow["Effect"], allow["Principal"], allow["Action"]) == (
-        "Allow", {"Service": "cloudwatch.amazonaws.com"}, "sns:Publish")
+        "Allow",
+        {"Service": "cloudwatch.amazonaws.com"},
+        "sns:Publish",
+    )
     assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
     source_arn = resolve_sub(allow["Condition"]["ArnLike"]["aws:SourceArn"], PSEUDO_PARAMETERS)
     assert source_arn == "arn:aws:cloudwatch:us-east-1:123456789012:alarm:sentiment-api-prod-*"
@@ -105,8 +108,9 @@ def _evaluate(condition: Any, params: dict[str, str]) -> bool:
         ({"AlarmEmail": "", "SlackWorkspaceId": "T0123ABCD", "SlackChannelId": "C0123ABCD"}, False, True),
     ],
 )
-def test_email_and_slack_exist_only_when_configured(cfn: dict[str, Any], params: dict[str, str], email: bool,
-                                                    slack: bool) -> None:
+def test_email_and_slack_exist_only_when_configured(
+    cfn: dict[str, Any], params: dict[str, str], email: bool, slack: bool
+) -> None:
     conditions = cfn["Conditions"]
     assert _evaluate(conditions["HasAlarmEmail"], params) is email
     assert _evaluate(conditions["HasSlackChannel"], params) is slack
@@ -117,8 +121,11 @@ def test_email_and_slack_exist_only_when_configured(cfn: dict[str, Any], params:
 def test_email_subscription(resources: dict[str, Any]) -> None:
     (sub,) = of_type(resources, "AWS::SNS::Subscription").values()
     assert sub["Condition"] == "HasAlarmEmail"
-    assert sub["Properties"] == {"TopicArn": {"Ref": "AlarmTopic"}, "Protocol": "email",
-                                 "Endpoint": {"Ref": "AlarmEmail"}}
+    assert sub["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
 
 
 def test_slack_channel_through_chatbot_with_a_read_only_role(resources: dict[str, Any]) -> None:
@@ -126,8 +133,10 @@ def test_slack_channel_through_chatbot_with_a_read_only_role(resources: dict[str
     assert channel["Condition"] == "HasSlackChannel"
     props = channel["Properties"]
     assert props["SnsTopicArns"] == [{"Ref": "AlarmTopic"}]
-    assert (props["SlackWorkspaceId"], props["SlackChannelId"]) == ({"Ref": "SlackWorkspaceId"},
-                                                                      {"Ref": "SlackChannelId"})
+    assert (props["SlackWorkspaceId"], props["SlackChannelId"]) == (
+        {"Ref": "SlackWorkspaceId"},
+        {"Ref": "SlackChannelId"},
+    )
     guardrails = [resolve_sub(g, PSEUDO_PARAMETERS) for g in props["GuardrailPolicies"]]
     assert guardrails == ["arn:aws:iam::aws:policy/CloudWatchReadOnlyAccess"]  # not AdministratorAccess
     role = resources[props["IamRoleArn"]["Fn::GetAtt"][0]]
@@ -147,8 +156,12 @@ def _queries(alarm: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize(
     ("alarm_id", "period", "burn_rate"),
-    [("SloBurnRate1hAlarm", 3600, 14.4), ("SloBurnRate5mAlarm", 300, 14.4),
-     ("SloBurnRate6hAlarm", 21600, 6), ("SloBurnRate30mAlarm", 1800, 6)],
+    [
+        ("SloBurnRate1hAlarm", 3600, 14.4),
+        ("SloBurnRate5mAlarm", 300, 14.4),
+        ("SloBurnRate6hAlarm", 21600, 6),
+        ("SloBurnRate30mAlarm", 1800, 6),
+    ],
 )
 def test_burn_rate_window_alarms(resources: dict[str, Any], alarm_id: str, period: int, burn_rate: float) -> None:
     alarm = resources[alarm_id]
@@ -162,18 +175,24 @@ def test_burn_rate_window_alarms(resources: dict[str, Any], alarm_id: str, perio
     assert queries["burn_rate"]["Expression"] == f"(errors / requests) / {BUDGET}"
     props = alarm["Properties"]
     assert (props["Threshold"], props["ComparisonOperator"], props["EvaluationPeriods"]) == (
-        burn_rate, "GreaterThanThreshold", 1)
+        burn_rate,
+        "GreaterThanThreshold",
+        1,
+    )
     assert props["TreatMissingData"] == "notBreaching"
     assert not props.get("AlarmActions")  # the composites notify
 
 
 @pytest.mark.parametrize(
     ("composite", "long_window", "short_window"),
-    [("SloFastBurnAlarm", "SloBurnRate1hAlarm", "SloBurnRate5mAlarm"),
-     ("SloSlowBurnAlarm", "SloBurnRate6hAlarm", "SloBurnRate30mAlarm")],
+    [
+        ("SloFastBurnAlarm", "SloBurnRate1hAlarm", "SloBurnRate5mAlarm"),
+        ("SloSlowBurnAlarm", "SloBurnRate6hAlarm", "SloBurnRate30mAlarm"),
+    ],
 )
-def test_burn_rate_composites_need_both_windows(resources: dict[str, Any], composite: str, long_window: str,
-                                                short_window: str) -> None:
+def test_burn_rate_composites_need_both_windows(
+    resources: dict[str, Any], composite: str, long_window: str, short_window: str
+) -> None:
     props = resources[composite]["Properties"]
     assert resources[composite]["Type"] == "AWS::CloudWatch::CompositeAlarm"
     assert props["AlarmRule"] == {"Fn::Sub": f'ALARM("${{{long_window}.Arn}}") AND ALARM("${{{short_window}.Arn}}")'}
@@ -190,16 +209,21 @@ def test_error_rate_alarm_counts_4xx_and_5xx(resources: dict[str, Any]) -> None:
     alarm = resources["ApiErrorRateAlarm"]
     queries = _queries(alarm)
     assert {q["MetricStat"]["Metric"]["MetricName"] for q in queries.values() if "MetricStat" in q} == {
-        "4xx", "5xx", "Count"}
+        "4xx",
+        "5xx",
+        "Count",
+    }
     assert alarm["Properties"]["Threshold"] == 0.01
 
 
 def test_rate_limiter_errors_alarm_sums_every_reason(resources: dict[str, Any]) -> None:
     (query,) = resources["RateLimiterErrorsAlarm"]["Properties"]["Metrics"]
-    expression = substitute(query["Expression"]["Fn::Sub"], {"Resources": resources, "Parameters": {"Stage": 1}},
-                            {"Stage": "prod"})
-    assert expression == ('SELECT SUM(RateLimiterErrors) FROM SCHEMA("SentimentApi", Reason, Stage, service) '
-                          "WHERE Stage = 'prod'")
+    expression = substitute(
+        query["Expression"]["Fn::Sub"], {"Resources": resources, "Parameters": {"Stage": 1}}, {"Stage": "prod"}
+    )
+    assert expression == (
+        "SELECT SUM(RateLimiterErrors) FROM SCHEMA(\"SentimentApi\", Reason, Stage, service) WHERE Stage = 'prod'"
+    )
     assert query["Period"] == 60
 
 
@@ -227,8 +251,11 @@ def _has_metric(dashboard: dict[str, Any], namespace: str, name: str, stat: str 
     for row in _metric_rows(dashboard):
         if isinstance(row[0], dict):
             expression = row[0]["expression"]
-            if namespace in expression and f'MetricName="{name}"' in expression and (
-                    stat is None or f"'{stat}'" in expression):
+            if (
+                namespace in expression
+                and f'MetricName="{name}"' in expression
+                and (stat is None or f"'{stat}'" in expression)
+            ):
                 return True
         elif row[0] == namespace and row[1] == name and (stat is None or row[-1].get("stat") == stat):
             return True
@@ -239,17 +266,27 @@ def _has_metric(dashboard: dict[str, Any], namespace: str, name: str, stat: str 
     ("namespace", "name", "stat"),
     [
         ("AWS/ApiGateway", "Count", "Sum"),
-        ("AWS/ApiGateway", "Latency", "p50"), ("AWS/ApiGateway", "Latency", "p95"),
+        ("AWS/ApiGateway", "Latency", "p50"),
+        ("AWS/ApiGateway", "Latency", "p95"),
         ("AWS/ApiGateway", "Latency", "p99"),
-        ("AWS/ApiGateway", "4xx", "Sum"), ("AWS/ApiGateway", "5xx", "Sum"),
-        ("AWS/Lambda", "Duration", "p50"), ("AWS/Lambda", "Duration", "p95"), ("AWS/Lambda", "Duration", "p99"),
-        ("AWS/Lambda", "Errors", "Sum"), ("AWS/Lambda", "Throttles", "Sum"),
+        ("AWS/ApiGateway", "4xx", "Sum"),
+        ("AWS/ApiGateway", "5xx", "Sum"),
+        ("AWS/Lambda", "Duration", "p50"),
+        ("AWS/Lambda", "Duration", "p95"),
+        ("AWS/Lambda", "Duration", "p99"),
+        ("AWS/Lambda", "Errors", "Sum"),
+        ("AWS/Lambda", "Throttles", "Sum"),
         ("AWS/Lambda", "ConcurrentExecutions", "Maximum"),
-        ("SentimentApi", "RateLimited", "Sum"), ("SentimentApi", "RateLimiterErrors", "Sum"),
-        ("AWS/SageMaker", "Invocations", "Sum"), ("AWS/SageMaker", "Invocation4XXErrors", "Sum"),
-        ("AWS/SageMaker", "Invocation5XXErrors", "Sum"), ("AWS/SageMaker", "ModelLatency", "p95"),
-        ("SentimentApi", "Latency", "p95"), ("SentimentApi", "5xx", "Average"),
-        ("SentimentApi", "Requests", "Sum"), ("SentimentApi", "Predictions", "Sum"),
+        ("SentimentApi", "RateLimited", "Sum"),
+        ("SentimentApi", "RateLimiterErrors", "Sum"),
+        ("AWS/SageMaker", "Invocations", "Sum"),
+        ("AWS/SageMaker", "Invocation4XXErrors", "Sum"),
+        ("AWS/SageMaker", "Invocation5XXErrors", "Sum"),
+        ("AWS/SageMaker", "ModelLatency", "p95"),
+        ("SentimentApi", "Latency", "p95"),
+        ("SentimentApi", "5xx", "Average"),
+        ("SentimentApi", "Requests", "Sum"),
+        ("SentimentApi", "Predictions", "Sum"),
     ],
 )
 def test_dashboard_shows(dashboard: dict[str, Any], namespace: str, name: str, stat: str) -> None:
@@ -260,9 +297,15 @@ def test_dashboard_compares_versions_and_labels(dashboard: dict[str, Any]) -> No
     searches = [row[0]["expression"] for row in _metric_rows(dashboard) if isinstance(row[0], dict)]
     by_version = [s for s in searches if "{SentimentApi,FunctionVersion,Stage}" in s]
     assert {re.search(r'MetricName="(\w+)"', s).group(1) for s in by_version} == {  # type: ignore[union-attr]
-        "Latency", "5xx", "Requests"}
-    labels = {row[row.index("Label") + 1] for row in _metric_rows(dashboard)
-              if not isinstance(row[0], dict) and "Label" in row}
+        "Latency",
+        "5xx",
+        "Requests",
+    }
+    labels = {
+        row[row.index("Label") + 1]
+        for row in _metric_rows(dashboard)
+        if not isinstance(row[0], dict) and "Label" in row
+    }
     assert labels == {"positive", "neutral", "negative"}
 
 

@@ -12,11 +12,19 @@ import pytest
 from tests.template.cfn_helpers import as_list, of_type, policy_statements, resolve_sub
 from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT
 
-PIPELINE_ROLES = ("RetrainStateMachineRole", "GovernanceStateMachineRole", "SageMakerExecutionRole",
-                  "ValidateDatasetFunctionRole", "SmokeTestEndpointFunctionRole", "ReleaseModelFunctionRole",
-                  "ExplainFunctionRole")
-STATE_MACHINES = {"RetrainStateMachine": "statemachines/retrain.asl.json",
-                  "GovernanceStateMachine": "statemachines/governance.asl.json"}
+PIPELINE_ROLES = (
+    "RetrainStateMachineRole",
+    "GovernanceStateMachineRole",
+    "SageMakerExecutionRole",
+    "ValidateDatasetFunctionRole",
+    "SmokeTestEndpointFunctionRole",
+    "ReleaseModelFunctionRole",
+    "ExplainFunctionRole",
+)
+STATE_MACHINES = {
+    "RetrainStateMachine": "statemachines/retrain.asl.json",
+    "GovernanceStateMachine": "statemachines/governance.asl.json",
+}
 BUCKETS = ("DataBucket", "ReportsBucket", "PipelineAccessLogsBucket")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9:]+)\}")
 
@@ -47,8 +55,9 @@ def arns(value: Any, variables: dict[str, Any]) -> Iterator[str]:
 
 # ---- state machines ------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("logical_id", "path"), STATE_MACHINES.items())
-def test_state_machine_definition_and_substitutions(sam_template: dict[str, Any], resources: dict[str, Any],
-                                                    logical_id: str, path: str) -> None:
+def test_state_machine_definition_and_substitutions(
+    sam_template: dict[str, Any], resources: dict[str, Any], logical_id: str, path: str
+) -> None:
     props = sam_template["Resources"][logical_id]["Properties"]
     assert props["DefinitionUri"] == path
     assert props["Type"] == "STANDARD"
@@ -84,8 +93,9 @@ def test_weekly_schedule_is_utc_and_shipped_disabled(resources: dict[str, Any], 
     state = cfn["Parameters"]["GovernanceScheduleState"]
     assert (state["Default"], sorted(state["AllowedValues"])) == ("DISABLED", ["DISABLED", "ENABLED"])
     assert props["ScheduleExpression"] == {"Ref": "GovernanceScheduleExpression"}
-    assert re.fullmatch(r"cron\(\d+ \d+ \? \* (MON|SUN|[A-Z]{3}) \*\)",
-                        cfn["Parameters"]["GovernanceScheduleExpression"]["Default"])
+    assert re.fullmatch(
+        r"cron\(\d+ \d+ \? \* (MON|SUN|[A-Z]{3}) \*\)", cfn["Parameters"]["GovernanceScheduleExpression"]["Default"]
+    )
     (statement,) = statements(resources, props["Target"]["RoleArn"]["Fn::GetAtt"][0])
     assert as_list(statement["Action"]) == ["states:StartExecution"]
 
@@ -106,10 +116,15 @@ def test_no_full_access_managed_policies_anywhere(resources: dict[str, Any]) -> 
 
 
 @pytest.mark.parametrize("role", PIPELINE_ROLES)
-def test_pipeline_roles_name_actions_and_scope_resources(resources: dict[str, Any], parameter_values: dict[str, Any],
-                                                         role: str) -> None:
-    variables = {**PSEUDO_PARAMETERS, **{k: str(v) for k, v in parameter_values.items() if isinstance(v, str)},
-                 "DataBucket.Arn": "arn:aws:s3:::data", "ReportsBucket.Arn": "arn:aws:s3:::reports"}
+def test_pipeline_roles_name_actions_and_scope_resources(
+    resources: dict[str, Any], parameter_values: dict[str, Any], role: str
+) -> None:
+    variables = {
+        **PSEUDO_PARAMETERS,
+        **{k: str(v) for k, v in parameter_values.items() if isinstance(v, str)},
+        "DataBucket.Arn": "arn:aws:s3:::data",
+        "ReportsBucket.Arn": "arn:aws:s3:::reports",
+    }
     assert statements(resources, role)
     for statement in statements(resources, role):
         assert statement["Effect"] == "Allow", statement
@@ -152,7 +167,8 @@ def test_release_pass_role_exists_only_with_a_deployment_role(sam_template: dict
     assert condition == "AutomaticRelease" and when_true["Action"] == "iam:PassRole"
     assert when_false == {"Ref": "AWS::NoValue"}
     assert sam_template["Conditions"]["AutomaticRelease"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "RetrainingCloudFormationRoleArn"}, ""]}]}
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "RetrainingCloudFormationRoleArn"}, ""]}]
+    }
 
 
 def test_sagemaker_execution_role_is_scoped_to_the_pipeline_data(resources: dict[str, Any]) -> None:
@@ -162,10 +178,17 @@ def test_sagemaker_execution_role_is_scoped_to_the_pipeline_data(resources: dict
     assert "ManagedPolicyArns" not in role
     sids = by_sid(resources, "SageMakerExecutionRole")
     assert sids["ListDataPrefixes"]["Condition"]["StringLike"]["s3:prefix"] == [
-        "training/*", "automl/*", "governance/*", "code/*"]
+        "training/*",
+        "automl/*",
+        "governance/*",
+        "code/*",
+    ]
     assert [r["Fn::Sub"] for r in sids["ReadInputs"]["Resource"]] == [
-        "${DataBucket.Arn}/training/*", "${DataBucket.Arn}/governance/*", "${DataBucket.Arn}/code/*",
-        "${DataBucket.Arn}/automl/*"]
+        "${DataBucket.Arn}/training/*",
+        "${DataBucket.Arn}/governance/*",
+        "${DataBucket.Arn}/code/*",
+        "${DataBucket.Arn}/automl/*",
+    ]
     assert sids["WriteAutopilotOutput"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/automl/*"}
     assert sids["ReadWriteGovernanceReports"]["Resource"] == {"Fn::Sub": "${ReportsBucket.Arn}/governance/*"}
     assert sids["InvokeLiveEndpoint"]["Resource"]["Fn::Sub"].endswith(":endpoint/${SageMakerEndpointName}")
@@ -173,17 +196,26 @@ def test_sagemaker_execution_role_is_scoped_to_the_pipeline_data(resources: dict
 
 def test_state_machine_roles(resources: dict[str, Any]) -> None:
     retrain = by_sid(resources, "RetrainStateMachineRole")
-    assert set(retrain) == {"InvokeTaskFunctions", "AutopilotJob", "ModelEndpointConfigEndpoint",
-                            "PassTheSageMakerRoleToSageMakerOnly", "FollowTheRelease", "RecordLineage", "Notify",
-                            "EncryptNotifications"}
+    assert set(retrain) == {
+        "InvokeTaskFunctions",
+        "AutopilotJob",
+        "ModelEndpointConfigEndpoint",
+        "PassTheSageMakerRoleToSageMakerOnly",
+        "FollowTheRelease",
+        "RecordLineage",
+        "Notify",
+        "EncryptNotifications",
+    }
     assert retrain["AutopilotJob"]["Resource"]["Fn::Sub"].endswith(":automl-job/sentiment-${Stage}*")
     assert retrain["RecordLineage"]["Resource"] == {"Fn::Sub": "${ReportsBucket.Arn}/lineage/*"}
     assert retrain["FollowTheRelease"]["Action"] == "cloudformation:DescribeStacks"
     governance = by_sid(resources, "GovernanceStateMachineRole")
     assert governance["GovernanceProcessingJobs"]["Resource"]["Fn::Sub"].endswith(
-        ":processing-job/sentiment-${Stage}-gov*")
+        ":processing-job/sentiment-${Stage}-gov*"
+    )
     assert governance["WriteClarifyConfiguration"]["Resource"] == {
-        "Fn::Sub": "${DataBucket.Arn}/governance/clarify-config/*"}
+        "Fn::Sub": "${DataBucket.Arn}/governance/clarify-config/*"
+    }
 
 
 def test_release_function_may_update_this_stack_only(resources: dict[str, Any]) -> None:
@@ -199,8 +231,12 @@ def test_buckets_are_encrypted_private_and_owner_enforced(resources: dict[str, A
     (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     expected = "AES256" if bucket == "PipelineAccessLogsBucket" else "aws:kms"  # log delivery: SSE-S3 only
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == expected
-    assert props["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                       "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     rules = props["LifecycleConfiguration"]["Rules"]
     assert any("AbortIncompleteMultipartUpload" in r for r in rules)
@@ -217,8 +253,9 @@ def test_data_and_reports_are_versioned_and_logged(resources: dict[str, Any], bu
 
 
 def bucket_policy(resources: dict[str, Any], bucket: str) -> list[dict[str, Any]]:
-    (policy,) = [p for p in of_type(resources, "AWS::S3::BucketPolicy").values()
-                 if p["Properties"]["Bucket"] == {"Ref": bucket}]
+    (policy,) = [
+        p for p in of_type(resources, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket}
+    ]
     return as_list(policy["Properties"]["PolicyDocument"]["Statement"])
 
 
@@ -235,8 +272,10 @@ def test_access_log_delivery_is_granted_to_the_logging_service_for_the_two_bucke
     assert allow["Principal"] == {"Service": "logging.s3.amazonaws.com"}
     assert allow["Action"] == "s3:PutObject"
     assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    assert allow["Condition"]["ArnLike"]["aws:SourceArn"] == [{"Fn::GetAtt": ["DataBucket", "Arn"]},
-                                                              {"Fn::GetAtt": ["ReportsBucket", "Arn"]}]
+    assert allow["Condition"]["ArnLike"]["aws:SourceArn"] == [
+        {"Fn::GetAtt": ["DataBucket", "Arn"]},
+        {"Fn::GetAtt": ["ReportsBucket", "Arn"]},
+    ]
 
 
 # ---- GET /explain ----------------------------------------------------------------------------------------
@@ -255,8 +294,14 @@ def test_explain_function_configuration_and_least_privilege(resources: dict[str,
     props = resources["ExplainFunction"]["Properties"]
     env = props["Environment"]["Variables"]
     assert env["REPORTS_URI"] == {"Fn::Sub": "s3://${ReportsBucket}/governance/"}
-    assert {"SAGEMAKER_ENDPOINT_NAME", "RATE_LIMIT_TABLE_NAME", "RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_BURST",
-            "RATE_LIMIT_FAIL_MODE", "STAGE"} <= set(env)
+    assert {
+        "SAGEMAKER_ENDPOINT_NAME",
+        "RATE_LIMIT_TABLE_NAME",
+        "RATE_LIMIT_PER_MINUTE",
+        "RATE_LIMIT_BURST",
+        "RATE_LIMIT_FAIL_MODE",
+        "STAGE",
+    } <= set(env)
     assert props["LoggingConfig"]["LogGroup"] == {"Ref": "ExplainFunctionLogGroup"}
     assert resources["ExplainFunctionLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     sids = by_sid(resources, "ExplainFunctionRole")
@@ -269,8 +314,9 @@ def test_explain_function_configuration_and_least_privilege(resources: dict[str,
     assert not any("sagemaker" in str(s["Action"]) for s in sids.values())  # it reads reports, not the model
 
 
-@pytest.mark.parametrize("function", ["ExplainFunction", "ValidateDatasetFunction", "SmokeTestEndpointFunction",
-                                      "ReleaseModelFunction"])
+@pytest.mark.parametrize(
+    "function", ["ExplainFunction", "ValidateDatasetFunction", "SmokeTestEndpointFunction", "ReleaseModelFunction"]
+)
 def test_new_functions_use_the_layers_and_their_own_log_group(resources: dict[str, Any], function: str) -> None:
     props = resources[function]["Properties"]
     expected = ["CoreLayer", "ApiLayer"] if function == "ExplainFunction" else ["CoreLayer"]

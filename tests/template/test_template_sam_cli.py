@@ -83,9 +83,23 @@ def sam_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     build_dir = tmp_path / "build"
     started = time.monotonic()
     result = subprocess.run(
-        [str(SAM), "build", "--template", "template.yaml", "--build-dir", str(build_dir),
-         "--cache-dir", str(tmp_path / "cache"), "--no-cached"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=540, check=False,
+        [
+            str(SAM),
+            "build",
+            "--template",
+            "template.yaml",
+            "--build-dir",
+            str(build_dir),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-cached",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -93,8 +107,9 @@ def sam_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     return build_dir, time.monotonic() - started
 
 
-def test_sam_build_artefact_layout(sam_build: tuple[Path, float], tmp_path: Path,
-                                   record_property: Callable[[str, object], None]) -> None:
+def test_sam_build_artefact_layout(
+    sam_build: tuple[Path, float], tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     build_dir, wall_s = sam_build
     function_dir = build_dir / "PredictFunction"
     assert (function_dir / "app.py").is_file()
@@ -163,12 +178,16 @@ print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values())
 """
 PROJECT_PACKAGES = ("sentiment_core", "sentiment_api")
 PROBE_EVENTS = {
-    "PredictFunction": "predict-positive", "ExplainFunction": "explain",
+    "PredictFunction": "predict-positive",
+    "ExplainFunction": "explain",
     "PreTrafficHookFunction": {"DeploymentId": "d-PROBE", "LifecycleEventHookExecutionId": "e-PROBE"},
     "PostTrafficHookFunction": {"DeploymentId": "d-PROBE", "LifecycleEventHookExecutionId": "e-PROBE"},
-    "ValidateDatasetFunction": {"training_data_s3_uri": "s3://sentiment-test-data/training/x.csv",
-                                "job_name_prefix": "sentiment-test", "min_rows_per_class": 1,
-                                "execution_start_time": "2026-01-05T03:04:05Z"},
+    "ValidateDatasetFunction": {
+        "training_data_s3_uri": "s3://sentiment-test-data/training/x.csv",
+        "job_name_prefix": "sentiment-test",
+        "min_rows_per_class": 1,
+        "execution_start_time": "2026-01-05T03:04:05Z",
+    },
     "SmokeTestEndpointFunction": {"endpoint_name": "sentiment-test-20260105-030405"},
     "ReleaseModelFunction": {"endpoint_name": "sentiment-test-20260105-030405", "run_id": "20260105-030405"},
 }
@@ -201,15 +220,34 @@ def test_each_deployable_ships_only_what_its_handler_imports(sam_build: tuple[Pa
         event = PROBE_EVENTS[logical_id]
         payload = load_event(event) if isinstance(event, str) else event
         paths = {"code": [str(function_dir)], "third_party": site_packages, "layers": [str(d) for d in layer_dirs]}
-        env = {**function_env(logical_id), "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-               "AWS_MAX_ATTEMPTS": "1", "PATH": os.environ.get("PATH", "")}
-        run = subprocess.run([sys.executable, "-I", "-c", _PROBE, json.dumps(paths), function.module,
-                              function.attribute, json.dumps(payload)], env=env, capture_output=True, text=True,
-                             timeout=120, check=False)
+        env = {
+            **function_env(logical_id),
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "AWS_MAX_ATTEMPTS": "1",
+            "PATH": os.environ.get("PATH", ""),
+        }
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-c",
+                _PROBE,
+                json.dumps(paths),
+                function.module,
+                function.attribute,
+                json.dumps(payload),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert run.returncode == 0, f"{logical_id}: {run.stderr[-3000:]}"
         imported = set(json.loads(run.stdout.strip().splitlines()[-1]))
-        unused = sorted(str(Path(p).relative_to(build_dir)) for p in _project_modules(function_dir, layer_dirs)
-                        - imported)
+        unused = sorted(
+            str(Path(p).relative_to(build_dir)) for p in _project_modules(function_dir, layer_dirs) - imported
+        )
         report[logical_id] = unused
     print("unused project modules per deployable:", json.dumps(report, indent=1))
     assert report["PredictFunction"] == []

@@ -42,9 +42,11 @@ STAR_RESOURCE_ACTIONS: dict[str, str] = {
 ALLOWED_MANAGED_POLICIES: dict[str, str] = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": "logs to the function's own groups",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": "SAM attaches it for Tracing: Active (X-Ray writes only)",
-    "arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda":
-        "SAM's CodeDeployServiceRole for DeploymentPreference: shifts the alias, invokes the hooks",
+    "arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda": (
+        "SAM's CodeDeployServiceRole for DeploymentPreference: shifts the alias, invokes the hooks"
+    ),
 }
+
 
 #: Resource types that hold data at rest, and the check that says it is encrypted.
 def _dynamodb(props: Mapping[str, Any]) -> bool:
@@ -90,20 +92,44 @@ ENCRYPTED: dict[str, Any] = {
 #: Resource types that hold no customer data at rest of their own (or that AWS always encrypts:
 #: CloudWatch Logs, Step Functions execution history, Lambda code and environment).
 NO_DATA_AT_REST = {
-    "AWS::Lambda::Function", "AWS::Lambda::Version", "AWS::Lambda::Alias", "AWS::Lambda::Permission",
-    "AWS::Lambda::LayerVersion", "AWS::Lambda::EventInvokeConfig", "AWS::Lambda::EventSourceMapping",
-    "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy",
-    "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::ApiGatewayV2::Route",
-    "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Authorizer", "AWS::ApiGatewayV2::DomainName",
+    "AWS::Lambda::Function",
+    "AWS::Lambda::Version",
+    "AWS::Lambda::Alias",
+    "AWS::Lambda::Permission",
+    "AWS::Lambda::LayerVersion",
+    "AWS::Lambda::EventInvokeConfig",
+    "AWS::Lambda::EventSourceMapping",
+    "AWS::IAM::Role",
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Stage",
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Authorizer",
+    "AWS::ApiGatewayV2::DomainName",
     "AWS::ApiGatewayV2::ApiMapping",
-    "AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm", "AWS::CloudWatch::Dashboard",
-    "AWS::Logs::LogGroup", "AWS::Logs::QueryDefinition", "AWS::Logs::MetricFilter",
-    "AWS::CodeDeploy::Application", "AWS::CodeDeploy::DeploymentGroup",
-    "AWS::KMS::Key", "AWS::KMS::Alias",
-    "AWS::SNS::TopicPolicy", "AWS::SNS::Subscription", "AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::CompositeAlarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::Logs::LogGroup",
+    "AWS::Logs::QueryDefinition",
+    "AWS::Logs::MetricFilter",
+    "AWS::CodeDeploy::Application",
+    "AWS::CodeDeploy::DeploymentGroup",
+    "AWS::KMS::Key",
+    "AWS::KMS::Alias",
+    "AWS::SNS::TopicPolicy",
+    "AWS::SNS::Subscription",
+    "AWS::SQS::QueuePolicy",
+    "AWS::S3::BucketPolicy",
     "AWS::Chatbot::SlackChannelConfiguration",
-    "AWS::StepFunctions::StateMachine", "AWS::Events::Rule", "AWS::Scheduler::Schedule",
-    "AWS::SageMaker::Model", "AWS::SSM::Parameter", "AWS::CloudFormation::WaitConditionHandle",
+    "AWS::StepFunctions::StateMachine",
+    "AWS::Events::Rule",
+    "AWS::Scheduler::Schedule",
+    "AWS::SageMaker::Model",
+    "AWS::SSM::Parameter",
+    "AWS::CloudFormation::WaitConditionHandle",
 }
 
 
@@ -117,7 +143,7 @@ def rendered(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, Mapping) and len(value) == 1:
-        (fn, arg), = value.items()
+        ((fn, arg),) = value.items()
         if fn == "Ref":
             return [PSEUDO_PARAMETERS.get(arg, f"ref-{arg}")]
         if fn == "Fn::GetAtt":
@@ -173,8 +199,10 @@ def identity_policies(resources: Mapping[str, Any]) -> Iterator[tuple[str, dict[
 
 def resource_policies(resources: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     documents = {
-        "AWS::SNS::TopicPolicy": "PolicyDocument", "AWS::SQS::QueuePolicy": "PolicyDocument",
-        "AWS::S3::BucketPolicy": "PolicyDocument", "AWS::KMS::Key": "KeyPolicy",
+        "AWS::SNS::TopicPolicy": "PolicyDocument",
+        "AWS::SQS::QueuePolicy": "PolicyDocument",
+        "AWS::S3::BucketPolicy": "PolicyDocument",
+        "AWS::KMS::Key": "KeyPolicy",
     }
     for rtype, key in documents.items():
         for lid, resource in of_type(resources, rtype).items():
@@ -285,13 +313,18 @@ def test_buckets_block_public_access_and_require_tls(resources: dict[str, Any]) 
     policies = of_type(resources, "AWS::S3::BucketPolicy")
     for lid, bucket in of_type(resources, "AWS::S3::Bucket").items():
         block = bucket["Properties"].get("PublicAccessBlockConfiguration", {})
-        assert all(block.get(k) is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
-                                                   "RestrictPublicBuckets")), lid
+        assert all(
+            block.get(k) is True
+            for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+        ), lid
         tls_only = [
-            p for p in policies.values()
+            p
+            for p in policies.values()
             if lid in json.dumps(p["Properties"]["Bucket"])
-            and any(s.get("Effect") == "Deny" and "aws:SecureTransport" in json.dumps(s.get("Condition", {}))
-                    for s in as_list(p["Properties"]["PolicyDocument"]["Statement"]))
+            and any(
+                s.get("Effect") == "Deny" and "aws:SecureTransport" in json.dumps(s.get("Condition", {}))
+                for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
+            )
         ]
         assert tls_only, f"{lid}: no bucket policy denying requests without TLS"
 
@@ -361,14 +394,34 @@ TRUTHY = {"true", "1", "yes", "on"}
 # Every variable an access-log format may use: identifiers, codes, sizes and latencies. Nothing that
 # carries request content (there is no body variable for HTTP APIs; headers and claims are kept out too).
 ACCESS_LOG_ALLOWED = {
-    "$context.requestId", "$context.extendedRequestId", "$context.identity.sourceIp",
-    "$context.identity.userAgent", "$context.requestTime", "$context.requestTimeEpoch", "$context.httpMethod",
-    "$context.path", "$context.routeKey", "$context.status", "$context.protocol", "$context.responseLength",
-    "$context.integrationLatency", "$context.responseLatency", "$context.integrationStatus",
-    "$context.integrationErrorMessage", "$context.integration.error", "$context.integration.status",
-    "$context.integration.latency", "$context.integration.requestId", "$context.authorizer.error",
-    "$context.error.message", "$context.error.responseType", "$context.domainName", "$context.apiId",
-    "$context.stage", "$context.dataProcessed", "$context.awsEndpointRequestId",
+    "$context.requestId",
+    "$context.extendedRequestId",
+    "$context.identity.sourceIp",
+    "$context.identity.userAgent",
+    "$context.requestTime",
+    "$context.requestTimeEpoch",
+    "$context.httpMethod",
+    "$context.path",
+    "$context.routeKey",
+    "$context.status",
+    "$context.protocol",
+    "$context.responseLength",
+    "$context.integrationLatency",
+    "$context.responseLatency",
+    "$context.integrationStatus",
+    "$context.integrationErrorMessage",
+    "$context.integration.error",
+    "$context.integration.status",
+    "$context.integration.latency",
+    "$context.integration.requestId",
+    "$context.authorizer.error",
+    "$context.error.message",
+    "$context.error.responseType",
+    "$context.domainName",
+    "$context.apiId",
+    "$context.stage",
+    "$context.dataProcessed",
+    "$context.awsEndpointRequestId",
 }
 
 
@@ -380,8 +433,12 @@ def function_environments(resources: Mapping[str, Any]) -> Iterator[tuple[str, d
 def test_no_function_logs_events_or_runs_in_debug_mode(resources: dict[str, Any]) -> None:
     assert list(function_environments(resources))
     for lid, env in function_environments(resources):
-        for name in ("POWERTOOLS_LOGGER_LOG_EVENT", "POWERTOOLS_DEV", "POWERTOOLS_EVENT_HANDLER_DEBUG",
-                     "POWERTOOLS_TRACER_CAPTURE_RESPONSE"):
+        for name in (
+            "POWERTOOLS_LOGGER_LOG_EVENT",
+            "POWERTOOLS_DEV",
+            "POWERTOOLS_EVENT_HANDLER_DEBUG",
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE",
+        ):
             values = rendered(env[name]) if name in env else []
             assert not any(v.strip().lower() in TRUTHY for v in values), f"{lid}: {name} is on"
         level = rendered(env.get("POWERTOOLS_LOG_LEVEL", "INFO"))
@@ -410,35 +467,73 @@ def test_access_logs_carry_no_request_content(resources: dict[str, Any]) -> None
 
 # ---- the checks catch what they are for ---------------------------------------------------------------
 def _role(statement: dict[str, Any], managed: list[str] | None = None) -> dict[str, Any]:
-    return {"Type": "AWS::IAM::Role", "Properties": {
-        "AssumeRolePolicyDocument": {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                    "Action": "sts:AssumeRole"}]},
-        "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": [statement]}}],
-        "ManagedPolicyArns": managed or []}}
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ]
+            },
+            "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": [statement]}}],
+            "ManagedPolicyArns": managed or [],
+        },
+    }
 
 
 VIOLATIONS: dict[str, tuple[Any, dict[str, Any]]] = {
-    "service-wildcard-action": (test_no_wildcard_actions_and_no_not_elements,
-                                _role({"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"})),
-    "not-action": (test_no_wildcard_actions_and_no_not_elements,
-                   _role({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})),
-    "star-resource": (test_resources_are_scoped_except_documented_actions,
-                      _role({"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*"})),
-    "wildcard-account": (test_resources_are_scoped_except_documented_actions,
-                         _role({"Effect": "Allow", "Action": "sns:Publish",
-                                "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:topic"}})),
-    "full-access": (test_managed_policies_are_allow_listed,
-                    _role({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/k"},
-                          ["arn:aws:iam::aws:policy/AmazonS3FullAccess"])),
+    "service-wildcard-action": (
+        test_no_wildcard_actions_and_no_not_elements,
+        _role({"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}),
+    ),
+    "not-action": (
+        test_no_wildcard_actions_and_no_not_elements,
+        _role({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}),
+    ),
+    "star-resource": (
+        test_resources_are_scoped_except_documented_actions,
+        _role({"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*"}),
+    ),
+    "wildcard-account": (
+        test_resources_are_scoped_except_documented_actions,
+        _role(
+            {"Effect": "Allow", "Action": "sns:Publish", "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:topic"}}
+        ),
+    ),
+    "full-access": (
+        test_managed_policies_are_allow_listed,
+        _role(
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/k"},
+            ["arn:aws:iam::aws:policy/AmazonS3FullAccess"],
+        ),
+    ),
     "unencrypted-topic": (test_data_stores_and_topics_are_encrypted, {"Type": "AWS::SNS::Topic", "Properties": {}}),
     "unclassified-type": (test_every_resource_type_is_classified, {"Type": "AWS::RDS::DBInstance", "Properties": {}}),
-    "log-event": (test_no_function_logs_events_or_runs_in_debug_mode, {"Type": "AWS::Lambda::Function", "Properties": {
-        "Environment": {"Variables": {"POWERTOOLS_LOGGER_LOG_EVENT": "true"}}}}),
-    "plain-http": (test_subscriptions_use_no_plain_http, {"Type": "AWS::SNS::Subscription", "Properties": {
-        "Protocol": "http", "Endpoint": "x"}}),
-    "open-bucket-policy": (test_resource_policies_never_open_to_anyone_without_a_condition, {
-        "Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": "b", "PolicyDocument": {"Statement": [
-            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]}}}),
+    "log-event": (
+        test_no_function_logs_events_or_runs_in_debug_mode,
+        {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {"Environment": {"Variables": {"POWERTOOLS_LOGGER_LOG_EVENT": "true"}}},
+        },
+    ),
+    "plain-http": (
+        test_subscriptions_use_no_plain_http,
+        {"Type": "AWS::SNS::Subscription", "Properties": {"Protocol": "http", "Endpoint": "x"}},
+    ),
+    "open-bucket-policy": (
+        test_resource_policies_never_open_to_anyone_without_a_condition,
+        {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": "b",
+                "PolicyDocument": {
+                    "Statement": [
+                        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
+                    ]
+                },
+            },
+        },
+    ),
 }
 
 

@@ -20,8 +20,11 @@ IDLE_VERSION = "no-release-in-progress"
 
 def _metric(namespace: str, name: str, dimensions: Mapping[str, str], stat: str, period: int) -> dict[str, Any]:
     return {
-        "Metric": {"Namespace": namespace, "MetricName": name,
-                   "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]},
+        "Metric": {
+            "Namespace": namespace,
+            "MetricName": name,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+        },
         "Period": period,
         "Stat": stat,
     }
@@ -57,14 +60,34 @@ def latency_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
         "ActionsEnabled": True,
         "AlarmActions": [settings.alarm_topic_arn],
         "Metrics": [
-            {"Id": "canary_p95", "ReturnData": False,
-             "MetricStat": _metric(settings.namespace, "Latency", version_dimensions(settings, release.target_version),
-                                   "p95", ALARM_PERIOD_S)},
-            {"Id": "stable_p95", "ReturnData": False,
-             "MetricStat": _metric(settings.namespace, "Latency", version_dimensions(settings, release.current_version),
-                                   "p95", ALARM_PERIOD_S)},
-            {"Id": "ratio", "Expression": "canary_p95 / stable_p95", "Label": "canary p95 / stable p95",
-             "ReturnData": True},
+            {
+                "Id": "canary_p95",
+                "ReturnData": False,
+                "MetricStat": _metric(
+                    settings.namespace,
+                    "Latency",
+                    version_dimensions(settings, release.target_version),
+                    "p95",
+                    ALARM_PERIOD_S,
+                ),
+            },
+            {
+                "Id": "stable_p95",
+                "ReturnData": False,
+                "MetricStat": _metric(
+                    settings.namespace,
+                    "Latency",
+                    version_dimensions(settings, release.current_version),
+                    "p95",
+                    ALARM_PERIOD_S,
+                ),
+            },
+            {
+                "Id": "ratio",
+                "Expression": "canary_p95 / stable_p95",
+                "Label": "canary p95 / stable p95",
+                "ReturnData": True,
+            },
         ],
         "EvaluationPeriods": rule.window_minutes,
         "DatapointsToAlarm": rule.window_minutes,
@@ -93,13 +116,27 @@ def error_rate_alarm(settings: HookSettings, release: Release) -> dict[str, Any]
         "ActionsEnabled": True,
         "AlarmActions": [settings.alarm_topic_arn],
         "Metrics": [
-            {"Id": "requests", "ReturnData": False,
-             "MetricStat": _metric(settings.namespace, "Requests", canary, "Sum", ALARM_PERIOD_S)},
-            {"Id": "errors", "ReturnData": False,
-             "MetricStat": _metric(settings.namespace, "5xx", canary, "Sum", ALARM_PERIOD_S)},
-            {"Id": "crashes", "ReturnData": False,
-             "MetricStat": _metric("AWS/Lambda", "Errors",
-                                   lambda_error_dimensions(settings, release.target_version), "Sum", ALARM_PERIOD_S)},
+            {
+                "Id": "requests",
+                "ReturnData": False,
+                "MetricStat": _metric(settings.namespace, "Requests", canary, "Sum", ALARM_PERIOD_S),
+            },
+            {
+                "Id": "errors",
+                "ReturnData": False,
+                "MetricStat": _metric(settings.namespace, "5xx", canary, "Sum", ALARM_PERIOD_S),
+            },
+            {
+                "Id": "crashes",
+                "ReturnData": False,
+                "MetricStat": _metric(
+                    "AWS/Lambda",
+                    "Errors",
+                    lambda_error_dimensions(settings, release.target_version),
+                    "Sum",
+                    ALARM_PERIOD_S,
+                ),
+            },
             {"Id": "rate", "Expression": ERROR_RATE_EXPRESSION, "Label": "canary error rate", "ReturnData": True},
         ],
         "EvaluationPeriods": rule.window_minutes,
@@ -117,8 +154,10 @@ def idle_alarms(settings: HookSettings) -> list[dict[str, Any]]:
     idle = Release("-", settings.function_name, settings.alias, IDLE_VERSION, IDLE_VERSION)
     alarms = [latency_alarm(settings, idle), error_rate_alarm(settings, idle)]
     for alarm in alarms:
-        alarm["AlarmDescription"] = ("Canary rollback alarm, idle: no release in progress. The PreTraffic hook "
-                                     "arms it with the versions of each release; the PostTraffic hook disarms it.")
+        alarm["AlarmDescription"] = (
+            "Canary rollback alarm, idle: no release in progress. The PreTraffic hook "
+            "arms it with the versions of each release; the PostTraffic hook disarms it."
+        )
     return alarms
 
 

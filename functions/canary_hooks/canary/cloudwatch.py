@@ -29,8 +29,12 @@ def window_queries(settings: HookSettings, release: Release, window: Window) -> 
     return [
         {"Id": "canary_requests", "MetricStat": _metric(ns, "Requests", canary, "Sum", period)},
         {"Id": "canary_5xx", "MetricStat": _metric(ns, "5xx", canary, "Sum", period)},
-        {"Id": "canary_crashes", "MetricStat": _metric(
-            "AWS/Lambda", "Errors", lambda_error_dimensions(settings, release.target_version), "Sum", period)},
+        {
+            "Id": "canary_crashes",
+            "MetricStat": _metric(
+                "AWS/Lambda", "Errors", lambda_error_dimensions(settings, release.target_version), "Sum", period
+            ),
+        },
         {"Id": "canary_p95", "MetricStat": _metric(ns, "Latency", canary, "p95", period)},
         {"Id": "stable_requests", "MetricStat": _metric(ns, "Requests", stable, "Sum", period)},
         {"Id": "stable_p95", "MetricStat": _metric(ns, "Latency", stable, "p95", period)},
@@ -85,9 +89,15 @@ class MetricSource(Protocol):
     def get(self, queries: list[dict[str, Any]], window: Window) -> list[dict[str, Any]]: ...
 
 
-def post_traffic_check(release: Release, settings: HookSettings, source: MetricSource, started: datetime,
-                       now: Callable[[], datetime], sleep: Callable[[float], None],
-                       put_metric_alarm: Callable[..., Any]) -> bool:
+def post_traffic_check(
+    release: Release,
+    settings: HookSettings,
+    source: MetricSource,
+    started: datetime,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    put_metric_alarm: Callable[..., Any],
+) -> bool:
     window = canary_window(started, settings.rule.window_minutes)
     ready_at = window.end + timedelta(seconds=settings.metric_lag_s)
     wait_s = (ready_at - now()).total_seconds()
@@ -98,9 +108,16 @@ def post_traffic_check(release: Release, settings: HookSettings, source: MetricS
     verdict = judge(stats, settings.rule)
     count_verdict(INCONCLUSIVE if verdict.inconclusive else verdict.decision)
     log = logger.warning if verdict.decision == ROLLBACK or verdict.inconclusive else logger.info
-    log("canary verdict", extra={"decision": verdict.decision, "reason": verdict.reason,
-                                 "inconclusive": verdict.inconclusive, "window_start": window.start.isoformat(),
-                                 "window_end": window.end.isoformat(), "stats": asdict(stats)})
+    log(
+        "canary verdict",
+        extra={
+            "decision": verdict.decision,
+            "reason": verdict.reason,
+            "inconclusive": verdict.inconclusive,
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+            "stats": asdict(stats),
+        },
+    )
     disarm_alarms(settings, put_metric_alarm)
     return verdict.decision == PROMOTE
-

@@ -12,6 +12,11 @@ metrics = Metrics()
 
 def count_verdict(verdict: str) -> None:
     """CanaryVerdicts{Verdict=...}, written at once (the hooks do not use @log_metrics: one metric per run)."""
-    with single_metric(name="CanaryVerdicts", unit=MetricUnit.Count, value=1, namespace=metrics.namespace,
-                       default_dimensions=metrics.default_dimensions) as metric:
+    with single_metric(
+        name="CanaryVerdicts",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
+        default_dimensions=metrics.default_dimensions,
+    ) as metric:
         metric.add_dimension(name="Verdict", value=verdict)

@@ -47,8 +47,13 @@ def parse_appspec(deployment_id: str, content: str) -> Release:
         raise CanaryError(f"deployment {deployment_id}: expected one AWS::Lambda::Function, found {len(lambdas)}")
     props = lambdas[0].get("Properties") or {}
     try:
-        return Release(deployment_id, str(props["Name"]), str(props["Alias"]), str(props["CurrentVersion"]),
-                       str(props["TargetVersion"]))
+        return Release(
+            deployment_id,
+            str(props["Name"]),
+            str(props["Alias"]),
+            str(props["CurrentVersion"]),
+            str(props["TargetVersion"]),
+        )
     except KeyError as exc:
         raise CanaryError(f"deployment {deployment_id}: the AppSpec lacks {exc.args[0]}") from None
 
@@ -63,13 +68,16 @@ def function_name_of(name_or_arn: str) -> str:
 
 def check_release_target(release: Release, settings: HookSettings) -> None:
     if function_name_of(release.function_name) != function_name_of(settings.function_name):
-        raise CanaryError(f"deployment {release.deployment_id} targets {release.function_name}, "
-                          f"not the predict function {settings.function_name}")
+        raise CanaryError(
+            f"deployment {release.deployment_id} targets {release.function_name}, "
+            f"not the predict function {settings.function_name}"
+        )
     if release.alias != settings.alias:
         raise CanaryError(f"deployment {release.deployment_id} moves alias {release.alias}, not {settings.alias}")
     if release.target_version == release.current_version:
-        raise CanaryError(f"deployment {release.deployment_id}: target and current version are both "
-                          f"{release.target_version}")
+        raise CanaryError(
+            f"deployment {release.deployment_id}: target and current version are both {release.target_version}"
+        )
 
 
 class Deployments(Protocol):
@@ -107,8 +115,9 @@ class CodeDeployDeployments:
         )
 
 
-def run_hook(event: Mapping[str, Any], deployments: Deployments, check: Callable[[Release], bool],
-             settings: HookSettings) -> str:
+def run_hook(
+    event: Mapping[str, Any], deployments: Deployments, check: Callable[[Release], bool], settings: HookSettings
+) -> str:
     """A lifecycle hook: find the release, run the check, report Succeeded/Failed to CodeDeploy.
 
     Whatever goes wrong inside the check (an AWS error, a bug) is logged and reported as Failed: a safety

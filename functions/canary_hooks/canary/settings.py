@@ -24,8 +24,9 @@ class CanaryRule:
     low_traffic_verdict: str  # PROMOTE | ROLLBACK when there is too little traffic to judge
 
 
-DEFAULT_RULE = CanaryRule(max_latency_ratio=1.3, max_error_rate=0.02, window_minutes=5, min_requests=50,
-                          low_traffic_verdict=PROMOTE)
+DEFAULT_RULE = CanaryRule(
+    max_latency_ratio=1.3, max_error_rate=0.02, window_minutes=5, min_requests=50, low_traffic_verdict=PROMOTE
+)
 DEFAULT_METRIC_LAG_S = 180
 
 
@@ -44,16 +45,28 @@ class HookSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HookSettings:
         env = os.environ if env is None else env
-        required(env, ("PREDICT_FUNCTION_NAME", "PREDICT_ALIAS", "STAGE", "POWERTOOLS_METRICS_NAMESPACE",
-                       "POWERTOOLS_SERVICE_NAME", "CANARY_LATENCY_ALARM", "CANARY_ERROR_ALARM", "ALARM_TOPIC_ARN"))
+        required(
+            env,
+            (
+                "PREDICT_FUNCTION_NAME",
+                "PREDICT_ALIAS",
+                "STAGE",
+                "POWERTOOLS_METRICS_NAMESPACE",
+                "POWERTOOLS_SERVICE_NAME",
+                "CANARY_LATENCY_ALARM",
+                "CANARY_ERROR_ALARM",
+                "ALARM_TOPIC_ARN",
+            ),
+        )
         d = DEFAULT_RULE
         rule = CanaryRule(
             max_latency_ratio=env_float(env, "CANARY_MAX_LATENCY_RATIO", d.max_latency_ratio, 1.0, 10.0),
             max_error_rate=env_float(env, "CANARY_MAX_ERROR_RATE", d.max_error_rate, 0.0, 1.0),
             window_minutes=env_int(env, "CANARY_WINDOW_MINUTES", d.window_minutes, 1, 60),
             min_requests=env_int(env, "CANARY_MIN_REQUESTS", d.min_requests, 1, 1_000_000),
-            low_traffic_verdict=env_choice(env, "CANARY_LOW_TRAFFIC_VERDICT", d.low_traffic_verdict,
-                                           (PROMOTE, ROLLBACK)),
+            low_traffic_verdict=env_choice(
+                env, "CANARY_LOW_TRAFFIC_VERDICT", d.low_traffic_verdict, (PROMOTE, ROLLBACK)
+            ),
         )
         return cls(
             function_name=env_str(env, "PREDICT_FUNCTION_NAME"),

@@ -30,8 +30,9 @@ class SmokeCase:
 
 
 def smoke_cases() -> list[SmokeCase]:
-    cases = [SmokeCase(f"label-{label}", json.dumps({"text": text}), 200, label=label)
-             for label, text in SMOKE_TEXTS.items()]
+    cases = [
+        SmokeCase(f"label-{label}", json.dumps({"text": text}), 200, label=label) for label, text in SMOKE_TEXTS.items()
+    ]
     cases.append(SmokeCase("invalid-body", '{"text": "an unterminated string', 400, error_code="INVALID_JSON"))
     oversize = json.dumps({"text": "a" * (MAX_BODY_BYTES + 100)})
     cases.append(SmokeCase("oversize-body", oversize, 413, error_code="PAYLOAD_TOO_LARGE"))
@@ -58,8 +59,13 @@ def smoke_event(case: SmokeCase, deployment_id: str, now: datetime) -> dict[str,
             "authorizer": {"jwt": {"claims": {"sub": SMOKE_SUBJECT}, "scopes": []}},
             "domainName": "codedeploy-hook.invalid",
             "domainPrefix": "codedeploy-hook",
-            "http": {"method": "POST", "path": "/predict", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                     "userAgent": "codedeploy-pre-traffic-hook"},
+            "http": {
+                "method": "POST",
+                "path": "/predict",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "codedeploy-pre-traffic-hook",
+            },
             "requestId": correlation_id,
             "routeKey": "POST /predict",
             "stage": "$default",
@@ -87,8 +93,9 @@ def check_answer(case: SmokeCase, correlation_id: str, answer: Mapping[str, Any]
     if case.label is not None and body.get("sentiment") != case.label:
         problems.append(f"{case.name}: sentiment {body.get('sentiment')!r}, expected {case.label!r}")
     if case.error_code is not None and (body.get("error") or {}).get("code") != case.error_code:
-        problems.append(f"{case.name}: error code {(body.get('error') or {}).get('code')!r}, "
-                        f"expected {case.error_code!r}")
+        problems.append(
+            f"{case.name}: error code {(body.get('error') or {}).get('code')!r}, expected {case.error_code!r}"
+        )
     return problems
 
 
@@ -107,8 +114,12 @@ class LambdaFunctionVersions:
 
     def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> dict[str, Any]:
         """Invokes one version directly (not through the alias), synchronously."""
-        response = self._client.invoke(FunctionName=function_name, Qualifier=version,
-                                       InvocationType="RequestResponse", Payload=json.dumps(event).encode())
+        response = self._client.invoke(
+            FunctionName=function_name,
+            Qualifier=version,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(event).encode(),
+        )
         payload = response["Payload"].read()
         if response.get("FunctionError"):
             raise CanaryError(f"version {version} failed: {response['FunctionError']}: {payload[:500]!r}")
@@ -130,16 +141,22 @@ def run_smoke_tests(release: Release, versions: FunctionVersions, now: datetime)
     return problems
 
 
-def pre_traffic_check(release: Release, settings: HookSettings, versions: FunctionVersions,
-                      put_metric_alarm: Callable[..., Any], now: datetime) -> bool:
+def pre_traffic_check(
+    release: Release,
+    settings: HookSettings,
+    versions: FunctionVersions,
+    put_metric_alarm: Callable[..., Any],
+    now: datetime,
+) -> bool:
     stable = versions.alias_version(release.function_name, release.alias)
     if stable != release.current_version:
         # The alias is the truth about what serves traffic now; the AppSpec was written when the deployment
         # was created. Compare against what actually serves.
-        logger.warning("alias and AppSpec disagree on the stable version",
-                       extra={"alias_version": stable, "appspec_version": release.current_version})
-        release = Release(release.deployment_id, release.function_name, release.alias, stable,
-                          release.target_version)
+        logger.warning(
+            "alias and AppSpec disagree on the stable version",
+            extra={"alias_version": stable, "appspec_version": release.current_version},
+        )
+        release = Release(release.deployment_id, release.function_name, release.alias, stable, release.target_version)
     problems = run_smoke_tests(release, versions, now)
     if problems:
         logger.error("smoke tests failed", extra={"problems": problems})
@@ -147,6 +164,7 @@ def pre_traffic_check(release: Release, settings: HookSettings, versions: Functi
         return False
     for alarm in (latency_alarm(settings, release), error_rate_alarm(settings, release)):
         put_metric_alarm(**alarm)
-    logger.info("smoke tests passed; canary alarms armed",
-                extra={"alarms": [settings.latency_alarm, settings.error_alarm]})
+    logger.info(
+        "smoke tests passed; canary alarms armed", extra={"alarms": [settings.latency_alarm, settings.error_alarm]}
+    )
     return True

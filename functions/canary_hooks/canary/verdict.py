@@ -53,18 +53,26 @@ def judge(stats: WindowStats, rule: CanaryRule) -> Verdict:
     canary_total = stats.canary_requests
     error_rate_bound = stats.canary_errors / max(canary_total, rule.min_requests)
     if error_rate_bound > rule.max_error_rate:
-        return Verdict(ROLLBACK, f"canary error rate {stats.canary_errors:g}/{canary_total:g} "
-                                 f"> {rule.max_error_rate:.1%} (counting at least {rule.min_requests} requests)")
+        return Verdict(
+            ROLLBACK,
+            f"canary error rate {stats.canary_errors:g}/{canary_total:g} "
+            f"> {rule.max_error_rate:.1%} (counting at least {rule.min_requests} requests)",
+        )
     if canary_total < rule.min_requests or stats.stable_requests < rule.min_requests:
-        return Verdict(rule.low_traffic_verdict,
-                       f"too little traffic to judge: canary {canary_total:g}, stable {stats.stable_requests:g} "
-                       f"requests (< {rule.min_requests}); low-traffic verdict: {rule.low_traffic_verdict}",
-                       inconclusive=True)
+        return Verdict(
+            rule.low_traffic_verdict,
+            f"too little traffic to judge: canary {canary_total:g}, stable {stats.stable_requests:g} "
+            f"requests (< {rule.min_requests}); low-traffic verdict: {rule.low_traffic_verdict}",
+            inconclusive=True,
+        )
     if stats.canary_p95_ms is None or stats.stable_p95_ms is None or stats.stable_p95_ms <= 0:
         return Verdict(rule.low_traffic_verdict, "no p95 latency for one of the versions", inconclusive=True)
     ratio = stats.canary_p95_ms / stats.stable_p95_ms
     if ratio > rule.max_latency_ratio:
-        return Verdict(ROLLBACK, f"canary p95 {stats.canary_p95_ms:.0f} ms = {ratio:.3f} x stable p95 "
-                                 f"{stats.stable_p95_ms:.0f} ms > {rule.max_latency_ratio}")
+        return Verdict(
+            ROLLBACK,
+            f"canary p95 {stats.canary_p95_ms:.0f} ms = {ratio:.3f} x stable p95 "
+            f"{stats.stable_p95_ms:.0f} ms > {rule.max_latency_ratio}",
+        )
     rate = stats.canary_errors / canary_total
     return Verdict(PROMOTE, f"canary p95 {ratio:.3f} x stable, error rate {rate:.2%}: within the rule")

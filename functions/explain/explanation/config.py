@@ -20,5 +20,8 @@ class ExplainSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExplainSettings:
         env = os.environ if env is None else env
         required(env, ("REPORTS_URI", "SAGEMAKER_ENDPOINT_NAME", *api_config.REQUIRED))
-        return cls(api=api_config.ApiSettings.from_env(env), reports_uri=env_str(env, "REPORTS_URI").strip(),
-                   live_endpoint=env_str(env, "SAGEMAKER_ENDPOINT_NAME"))
+        return cls(
+            api=api_config.ApiSettings.from_env(env),
+            reports_uri=env_str(env, "REPORTS_URI").strip(),
+            live_endpoint=env_str(env, "SAGEMAKER_ENDPOINT_NAME"),
+        )

@@ -83,7 +83,7 @@ class S3ReportStore:
         paginator = self._client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
             for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"][len(self.prefix):].rstrip("/")
+                name = common["Prefix"][len(self.prefix) :].rstrip("/")
                 if _DATE_DIR.match(name):
                     folders.append(name)
         return sorted(folders, reverse=True)
@@ -145,8 +145,15 @@ def _checks(bias: Mapping[str, Any]) -> list[dict[str, Any]]:
             value, threshold = metric.get("value"), metric.get("threshold")
             if not isinstance(value, int | float) or not isinstance(threshold, int | float):
                 continue  # informational metric, or not computable (too few groups)
-            checks.append({"facet": facet, "metric": str(metric["name"]), "value": float(value),
-                           "threshold": float(threshold), "passed": bias_check_passed(value, threshold)})
+            checks.append(
+                {
+                    "facet": facet,
+                    "metric": str(metric["name"]),
+                    "value": float(value),
+                    "threshold": float(threshold),
+                    "passed": bias_check_passed(value, threshold),
+                }
+            )
     return checks
 
 
@@ -162,11 +169,14 @@ def summarize(report: StoredReport, live_endpoint: str | None, top_n: int = TOP_
             "report_date": str(analysis["report_date"]),
             "generated_at": str(analysis["generated_at"]),
             "engine": str(analysis["engine"]),
-            "report_covers_live_endpoint": None if not report_endpoint or not live_endpoint
+            "report_covers_live_endpoint": None
+            if not report_endpoint or not live_endpoint
             else report_endpoint == live_endpoint,
             "top_tokens": {
-                label: [{"token": str(t["token"]), "importance": float(t["importance"])}
-                        for t in per_label.get(label, [])[:top_n]]
+                label: [
+                    {"token": str(t["token"]), "importance": float(t["importance"])}
+                    for t in per_label.get(label, [])[:top_n]
+                ]
                 for label in LABELS
             },
             "bias": {"passed": all(c["passed"] for c in checks), "checks": checks},
@@ -181,6 +191,8 @@ def explain_summary(store: ReportStore, live_endpoint: str | None) -> dict[str, 
     """The use case of GET /explain: the latest report's summary, or NotFound (404) when there is none."""
     report = store.latest()
     if report is None:
-        raise NotFound("No governance report exists yet: the weekly governance job writes the first one "
-                       "(locally: python -m governance.analyze).")
+        raise NotFound(
+            "No governance report exists yet: the weekly governance job writes the first one "
+            "(locally: python -m governance.analyze)."
+        )
     return summarize(report, live_endpoint)

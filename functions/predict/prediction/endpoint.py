@@ -86,7 +86,12 @@ class SageMakerEndpoint:
                 CustomAttributes=wire.custom_attributes(correlation_id=correlation_id),
             )
             body = response["Body"].read()
-        except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError,
-                ConnectionClosedError) as exc:
+        except (
+            ClientError,
+            ReadTimeoutError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            ConnectionClosedError,
+        ) as exc:
             raise map_client_error(exc) from exc
         return read_answer(body, response.get("ContentType"), response.get("CustomAttributes"))

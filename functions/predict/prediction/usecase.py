@@ -15,8 +15,13 @@ from .request import SCHEMAS, parse_predict_request
 _PREDICT_RESPONSE = compile_schema(SCHEMAS / "predict_response.json")
 
 
-def predict(body: str | None, is_base64_encoded: bool, content_type: str | None, correlation_id: str,
-            endpoint: SentimentEndpoint) -> dict[str, Any]:
+def predict(
+    body: str | None,
+    is_base64_encoded: bool,
+    content_type: str | None,
+    correlation_id: str,
+    endpoint: SentimentEndpoint,
+) -> dict[str, Any]:
     """The 200 body for one POST /predict body; raises the domain errors of the request and the endpoint."""
     request = parse_predict_request(body, is_base64_encoded, content_type)
     with timed("ModelLatency"):

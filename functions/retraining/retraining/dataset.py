@@ -48,16 +48,24 @@ def run_names(prefix: str, execution_start_time: str, scope: str = "") -> dict[s
     if not PREFIX_PATTERN.match(prefix):
         raise InvalidRequest(f"job_name_prefix {prefix!r} must match {PREFIX_PATTERN.pattern} (<= 16 characters)")
     if not prefix.startswith(scope):
-        raise InvalidRequest(f"job_name_prefix {prefix!r} must start with {scope!r}: the state machine may only "
-                             "create SageMaker resources named so")
+        raise InvalidRequest(
+            f"job_name_prefix {prefix!r} must start with {scope!r}: the state machine may only "
+            "create SageMaker resources named so"
+        )
     try:
         started = dt.datetime.fromisoformat(execution_start_time.replace("Z", "+00:00")).astimezone(dt.UTC)
     except ValueError:
         raise InvalidRequest(f"execution_start_time {execution_start_time!r} is not an ISO 8601 time") from None
     run_id = started.strftime("%Y%m%d-%H%M%S")
     name = f"{prefix}-{run_id}"
-    return {"run_id": run_id, "model_version": name, "automl_job_name": name, "model_name": name,
-            "endpoint_config_name": name, "endpoint_name": name}
+    return {
+        "run_id": run_id,
+        "model_version": name,
+        "automl_job_name": name,
+        "model_name": name,
+        "endpoint_config_name": name,
+        "endpoint_name": name,
+    }
 
 
 def parse_location(uri: str, config: DatasetSettings) -> tuple[str, str]:
@@ -66,8 +74,10 @@ def parse_location(uri: str, config: DatasetSettings) -> tuple[str, str]:
     if parsed.scheme != "s3" or not parsed.netloc or not key:
         raise InvalidRequest(f"training_data_s3_uri {uri!r} must be s3://<bucket>/<key>")
     if parsed.netloc != config.data_bucket or not key.startswith(config.training_prefix):
-        raise InvalidRequest(f"training_data_s3_uri {uri!r} must be under s3://{config.data_bucket}/"
-                             f"{config.training_prefix} (the only prefix the SageMaker role reads)")
+        raise InvalidRequest(
+            f"training_data_s3_uri {uri!r} must be under s3://{config.data_bucket}/"
+            f"{config.training_prefix} (the only prefix the SageMaker role reads)"
+        )
     return parsed.netloc, key
 
 
@@ -136,8 +146,9 @@ def validate(event: Mapping[str, Any], config: DatasetSettings, s3: Any) -> dict
     min_rows = event.get("min_rows_per_class")
     if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
         raise InvalidRequest(f"min_rows_per_class must be a positive integer, got {min_rows!r}")
-    names = run_names(str(event.get("job_name_prefix", "")), str(event.get("execution_start_time", "")),
-                      config.job_name_scope)
+    names = run_names(
+        str(event.get("job_name_prefix", "")), str(event.get("execution_start_time", "")), config.job_name_scope
+    )
     uri = str(event.get("training_data_s3_uri", ""))
     bucket, key = parse_location(uri, config)
     try:
@@ -151,8 +162,15 @@ def validate(event: Mapping[str, Any], config: DatasetSettings, s3: Any) -> dict
     body = HashingReader(s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"])
     text = io.TextIOWrapper(io.BufferedReader(body, buffer_size=1 << 20), encoding="utf-8-sig", newline="")
     counts = check_rows(text, min_rows)
-    dataset = {"uri": uri, "bucket": bucket, "key": key, "etag": head["ETag"].strip('"'), "bytes": body.bytes,
-               "sha256": body.sha256.hexdigest(), "columns": list(COLUMNS), **counts}
+    dataset = {
+        "uri": uri,
+        "bucket": bucket,
+        "key": key,
+        "etag": head["ETag"].strip('"'),
+        "bytes": body.bytes,
+        "sha256": body.sha256.hexdigest(),
+        "columns": list(COLUMNS),
+        **counts,
+    }
     logger.info("dataset valid", extra={"uri": uri, "rows": counts["rows"], "run": names["run_id"]})
     return {"run": names, "dataset": dataset}
-

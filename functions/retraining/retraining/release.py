@@ -28,8 +28,13 @@ from .observability import logger
 ENDPOINT_PARAMETER = "SageMakerEndpointName"
 PREVIOUS_ENDPOINT_PARAMETER = "PreviousSageMakerEndpointName"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]  # what samconfig.toml deploys with
-READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE",
-         "IMPORT_ROLLBACK_COMPLETE"}
+READY = {
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+}
 
 
 class StackNotReady(Exception):
@@ -54,23 +59,31 @@ def release(event: Mapping[str, Any], config: ReleaseSettings, cloudformation: A
     changed = {ENDPOINT_PARAMETER: new_endpoint}
     if PREVIOUS_ENDPOINT_PARAMETER in parameters:
         changed[PREVIOUS_ENDPOINT_PARAMETER] = previous
-    result = {"stack_name": config.stack_name, "stack_id": stack["StackId"], "previous_endpoint": previous,
-              "new_endpoint": new_endpoint}
+    result = {
+        "stack_name": config.stack_name,
+        "stack_id": stack["StackId"],
+        "previous_endpoint": previous,
+        "new_endpoint": new_endpoint,
+    }
     if config.role_arn is None:
         overrides = " ".join(f"{k}={v}" for k, v in changed.items())
         command = f"sam deploy --config-env {config.config_env} --parameter-overrides <current values> {overrides}"
         logger.info("manual release", extra={"endpoint": new_endpoint})
         return {"mode": "manual", "command": command, **result}
     update = [
-        {"ParameterKey": key, "ParameterValue": changed[key]} if key in changed
+        {"ParameterKey": key, "ParameterValue": changed[key]}
+        if key in changed
         else {"ParameterKey": key, "UsePreviousValue": True}
         for key in parameters
     ]
     token = f"release-{run_id}"  # idempotent: a retried call is the same update
     cloudformation.update_stack(
-        StackName=stack["StackId"], UsePreviousTemplate=True, Parameters=update, Capabilities=CAPABILITIES,
-        RoleARN=config.role_arn, ClientRequestToken=token,
+        StackName=stack["StackId"],
+        UsePreviousTemplate=True,
+        Parameters=update,
+        Capabilities=CAPABILITIES,
+        RoleARN=config.role_arn,
+        ClientRequestToken=token,
     )
     logger.info("stack update started", extra={"endpoint": new_endpoint, "previous": previous, "token": token})
     return {"mode": "stack-update", "client_request_token": token, **result}
-

@@ -42,8 +42,11 @@ class ModelTimeout(Exception):
 def invoke(client: Any, endpoint_name: str, text: str, correlation_id: str) -> wire.Prediction:
     try:
         response = client.invoke_endpoint(
-            EndpointName=endpoint_name, ContentType=wire.REQUEST_CONTENT_TYPE, Accept=wire.ACCEPT,
-            Body=wire.encode_texts([text]), CustomAttributes=wire.custom_attributes(correlation_id=correlation_id),
+            EndpointName=endpoint_name,
+            ContentType=wire.REQUEST_CONTENT_TYPE,
+            Accept=wire.ACCEPT,
+            Body=wire.encode_texts([text]),
+            CustomAttributes=wire.custom_attributes(correlation_id=correlation_id),
         )
         return wire.parse_answer(response["Body"].read(), response.get("ContentType"), response.get("CustomAttributes"))
     except (ReadTimeoutError, ConnectTimeoutError) as exc:
@@ -58,16 +61,18 @@ def invoke(client: Any, endpoint_name: str, text: str, correlation_id: str) -> w
     except ConnectionClosedError:
         raise SmokeTestFailed(f"{endpoint_name} closed the connection") from None
     except wire.WireError:
-        raise SmokeTestFailed(f"{endpoint_name}: the answer is not in the format the predict function reads "
-                              "(docs/architecture.md)") from None
+        raise SmokeTestFailed(
+            f"{endpoint_name}: the answer is not in the format the predict function reads (docs/architecture.md)"
+        ) from None
 
 
 def smoke_test(endpoint_name: str, client: Any) -> dict[str, Any]:
     results, failures = [], []
     for expected, text in SMOKE_TEXTS.items():
         answer = invoke(client, endpoint_name, text, f"smoke-test-{endpoint_name}-{expected}")
-        results.append({"expected": expected, "got": answer.label, "scores": answer.scores,
-                        "model_version": answer.model_version})
+        results.append(
+            {"expected": expected, "got": answer.label, "scores": answer.scores, "model_version": answer.model_version}
+        )
         if answer.label != expected:
             failures.append(f"{expected} probe answered {answer.label}")
     if failures:

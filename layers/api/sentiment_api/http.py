@@ -26,8 +26,9 @@ def error_body(code: str, message: str, correlation_id: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "correlation_id": correlation_id}}
 
 
-def json_response(status: int, body: Mapping[str, Any], correlation_id: str,
-                  headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    status: int, body: Mapping[str, Any], correlation_id: str, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(
         status_code=status,
         content_type=JSON,
@@ -43,8 +44,9 @@ def _error_response(app: APIGatewayHttpResolver, error: ApiError) -> Response:
     else:
         logger.info("request rejected", extra={"error_code": error.code, "status": int(error.status)})
     count("Errors", "ErrorCode", error.code)
-    return json_response(error.status, error_body(error.code, error.message, correlation_id),
-                         correlation_id, error.headers)
+    return json_response(
+        error.status, error_body(error.code, error.message, correlation_id), correlation_id, error.headers
+    )
 
 
 def rate_limit(limiter: RateLimiter, fail_open: bool) -> Callable[[APIGatewayHttpResolver, NextMiddleware], Response]:
@@ -135,8 +137,7 @@ def require_subject(app: APIGatewayHttpResolver) -> str:
     return subject
 
 
-def ok(body: Mapping[str, Any], app: APIGatewayHttpResolver,
-       headers: Mapping[str, str] | None = None) -> Response:
+def ok(body: Mapping[str, Any], app: APIGatewayHttpResolver, headers: Mapping[str, str] | None = None) -> Response:
     return json_response(HTTPStatus.OK, body, app.context.get("correlation_id", "unknown"), headers)
 
 

@@ -19,7 +19,14 @@ metrics = Metrics()
 tracer = Tracer(patch_modules=("botocore",))
 
 __all__ = [
-    "MetricUnit", "add_version_dimension_set", "count", "function_version", "logger", "metrics", "timed", "tracer",
+    "MetricUnit",
+    "add_version_dimension_set",
+    "count",
+    "function_version",
+    "logger",
+    "metrics",
+    "timed",
+    "tracer",
 ]
 
 # Set by the Lambda runtime in every execution environment: the published version number ("7") when the

@@ -93,8 +93,9 @@ class RateLimiterUnavailable(Exception):
 
 
 class DynamoDbRateLimiter:
-    def __init__(self, client: Any, table_name: str, policy: RatePolicy,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, client: Any, table_name: str, policy: RatePolicy, clock: Callable[[], float] = time.time
+    ) -> None:
         self._client = client
         self._table = table_name
         self.policy = policy
@@ -103,8 +104,12 @@ class DynamoDbRateLimiter:
     @classmethod
     def from_settings(cls, settings: RateLimitSettings) -> DynamoDbRateLimiter:
         # Tight timeouts: the limiter must never eat the request's latency budget (fail mode decides).
-        config = Config(connect_timeout=0.1, read_timeout=0.15, retries={"total_max_attempts": 2, "mode": "standard"},
-                        tcp_keepalive=True)
+        config = Config(
+            connect_timeout=0.1,
+            read_timeout=0.15,
+            retries={"total_max_attempts": 2, "mode": "standard"},
+            tcp_keepalive=True,
+        )
         policy = RatePolicy(settings.per_minute, settings.burst)
         return cls(boto3.client("dynamodb", config=config), settings.table, policy)
 

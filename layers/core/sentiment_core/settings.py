@@ -37,8 +37,9 @@ def env_choice(env: Mapping[str, str], name: str, default: str, choices: Iterabl
     return value
 
 
-def _number(env: Mapping[str, str], name: str, parse: type[int] | type[float], default: float,
-            low: float, high: float) -> float:
+def _number(
+    env: Mapping[str, str], name: str, parse: type[int] | type[float], default: float, low: float, high: float
+) -> float:
     raw = env.get(name, "")
     try:
         value = parse(raw) if raw else default

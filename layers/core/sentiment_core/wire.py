@@ -100,9 +100,13 @@ def custom_attributes(**values: str) -> str:
 def answer_object(probabilities: Sequence[float], labels: Sequence[str], model_version: str) -> dict[str, Any]:
     """One prediction as the local model server (and the Autopilot container, bar model_version) answers."""
     best = max(range(len(labels)), key=lambda i: probabilities[i])
-    return {"predicted_label": labels[best], "probability": float(probabilities[best]),
-            "probabilities": [float(p) for p in probabilities], "labels": list(labels),
-            "model_version": model_version}
+    return {
+        "predicted_label": labels[best],
+        "probability": float(probabilities[best]),
+        "probabilities": [float(p) for p in probabilities],
+        "labels": list(labels),
+        "model_version": model_version,
+    }
 
 
 def _as_list(value: Any) -> list[Any] | None:
@@ -137,8 +141,11 @@ def _prediction(item: Any, fallback_version: str | None) -> Prediction:
     if not isinstance(label, str) or label.strip().lower() not in LABELS:
         raise WireError(f"predicted_label is not one of {', '.join(LABELS)}")
     version = item.get("model_version")
-    return Prediction(label.strip().lower(), _scores(item.get("labels"), item.get("probabilities")),
-                      version if isinstance(version, str) else fallback_version)
+    return Prediction(
+        label.strip().lower(),
+        _scores(item.get("labels"), item.get("probabilities")),
+        version if isinstance(version, str) else fallback_version,
+    )
 
 
 def _items(text: str, media_type: str) -> list[Any]:
@@ -159,8 +166,9 @@ def _items(text: str, media_type: str) -> list[Any]:
     return document if isinstance(document, list) else [document]
 
 
-def parse_answers(body: bytes, content_type: str | None, expected: int,
-                  custom_attributes: str | None = None) -> list[Prediction]:
+def parse_answers(
+    body: bytes, content_type: str | None, expected: int, custom_attributes: str | None = None
+) -> list[Prediction]:
     """The predictions of one answer, in request order: exactly ``expected`` of them. A prediction without
     its own model_version gets the one in the response's CustomAttributes."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
@@ -185,4 +193,3 @@ def model_version_of(predictions: Sequence[Prediction]) -> str | None:
     """The model version of a batch when all its predictions agree on one."""
     versions = {p.model_version for p in predictions if p.model_version}
     return versions.pop() if len(versions) == 1 else None
-

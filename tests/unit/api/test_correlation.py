@@ -8,8 +8,9 @@ def test_well_formed_incoming_id_is_kept(value: str) -> None:
     assert correlation_id_from_event(event) == value
 
 
-@pytest.mark.parametrize("value", ["", "short", "a" * 129, "has space inside", "new\nline-injection", "<script>xx",
-                                   "-leading-dash"])
+@pytest.mark.parametrize(
+    "value", ["", "short", "a" * 129, "has space inside", "new\nline-injection", "<script>xx", "-leading-dash"]
+)
 def test_malformed_incoming_id_is_replaced_by_the_request_id(value: str) -> None:
     event = {"headers": {"x-correlation-id": value}, "requestContext": {"requestId": "gw-id"}}
     assert correlation_id_from_event(event) == "gw-id"

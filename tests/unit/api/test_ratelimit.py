@@ -99,7 +99,9 @@ def test_burst_200_then_429_with_retry_after(table: tuple[object, str]) -> None:
     assert not rejected.allowed and rejected.retry_after_s == 1 and rejected.remaining == 0
     assert rejected.headers(POLICY)["Retry-After"] == "1"
     assert results[0].headers(POLICY) == {
-        "RateLimit-Limit": "200", "RateLimit-Remaining": "199", "RateLimit-Reset": "1",
+        "RateLimit-Limit": "200",
+        "RateLimit-Remaining": "199",
+        "RateLimit-Reset": "1",
         "RateLimit-Policy": "200;w=120;rate=100/min",
     }
     # after 60 s idle, exactly 100 more are allowed (100/min refill)
@@ -128,8 +130,15 @@ def test_ttl_attribute_is_set(table: tuple[object, str]) -> None:
     assert int(item["expires_at"]["N"]) > clock.now
 
 
-@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException",
-                                  "InternalServerError", "ResourceNotFoundException"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "InternalServerError",
+        "ResourceNotFoundException",
+    ],
+)
 def test_store_failures_raise_unavailable(code: str) -> None:
     client = boto3.client("dynamodb", region_name="us-east-1")
     stubber = Stubber(client)

@@ -63,10 +63,10 @@ def dynamodb_url() -> Iterator[str]:
 def instance_client(url: str) -> Any:
     """What one Lambda instance has: its own session, client and connection pool; no retries, so every
     decision is one attempt's."""
-    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local",
-                                    region_name="us-east-1")
-    return session.client("dynamodb", endpoint_url=url,
-                          config=Config(retries={"total_max_attempts": 1}, max_pool_connections=2))
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+    return session.client(
+        "dynamodb", endpoint_url=url, config=Config(retries={"total_max_attempts": 1}, max_pool_connections=2)
+    )
 
 
 def hammer(limiters: list[DynamoDbRateLimiter], key: str, per_worker: int) -> list[Decision]:
@@ -187,7 +187,8 @@ def test_each_rejection_emits_one_rate_limited_count(
 
     assert statuses == [400, 400, 429, 429, 429]
     assert metric_values(blobs, "RateLimited") == [1.0, 1.0, 1.0]
-    declared = [m for b in blobs for d in b["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]
-                if m["Name"] == "RateLimited"]
+    declared = [
+        m for b in blobs for d in b["_aws"]["CloudWatchMetrics"] for m in d["Metrics"] if m["Name"] == "RateLimited"
+    ]
     assert {m["Unit"] for m in declared} == {"Count"}
     assert all(b.get("Stage") == "test" for b in blobs if "RateLimited" in b)

@@ -67,8 +67,15 @@ def captured(
     capture.close()
 
 
-def event_with(event: Any, body: str | None, *, sub: str = "redaction-user", content_type: str = "application/json",
-               base64_encoded: bool = False, **changes: Any) -> dict[str, Any]:
+def event_with(
+    event: Any,
+    body: str | None,
+    *,
+    sub: str = "redaction-user",
+    content_type: str = "application/json",
+    base64_encoded: bool = False,
+    **changes: Any,
+) -> dict[str, Any]:
     e = event("predict-positive", **changes)
     e["headers"]["content-type"] = content_type
     e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub
@@ -112,10 +119,16 @@ class Exploding:
 
 
 def queue_answer(label: str = "negative") -> None:
-    result = {"Body": json.dumps({"predicted_label": label}), "ContentType": "application/json",
-              "InvokedProductionVariant": "AllTraffic"}
-    requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
-                  json={"results": [result], "region": "us-east-1"}, timeout=5)
+    result = {
+        "Body": json.dumps({"predicted_label": label}),
+        "ContentType": "application/json",
+        "InvokedProductionVariant": "AllTraffic",
+    }
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        json={"results": [result], "region": "us-east-1"},
+        timeout=5,
+    )
 
 
 def moto_endpoint() -> SageMakerEndpoint:
@@ -168,10 +181,21 @@ CASES: dict[str, tuple[Case, int]] = {
     "400-invalid-json": (lambda m, ev: run(m, event_with(ev, f'{{"text": "{TEXT}')), 400),
     "400-validation-wrong-type": (lambda m, ev: run(m, event_with(ev, json.dumps({"text": [TEXT]}))), 400),
     "400-validation-unknown-property-named-by-the-user": (
-        lambda m, ev: run(m, event_with(ev, json.dumps({"text": TEXT, SENTINEL: TEXT}))), 400),
+        lambda m, ev: run(m, event_with(ev, json.dumps({"text": TEXT, SENTINEL: TEXT}))),
+        400,
+    ),
     "400-invalid-encoding": (
-        lambda m, ev: run(m, event_with(ev, base64.b64encode(TEXT.encode() + b"\xff\xfe").decode(),
-                                        content_type="application/octet-stream+json", base64_encoded=True)), 400),
+        lambda m, ev: run(
+            m,
+            event_with(
+                ev,
+                base64.b64encode(TEXT.encode() + b"\xff\xfe").decode(),
+                content_type="application/octet-stream+json",
+                base64_encoded=True,
+            ),
+        ),
+        400,
+    ),
     "400-unpaired-surrogate": (lambda m, ev: run(m, event_with(ev, f'{{"text": "{TEXT} \\ud800"}}')), 400),
     "401-no-sub": (no_sub, 401),
     "404-unknown-route": (unknown_route, 404),
@@ -187,9 +211,7 @@ CASES: dict[str, tuple[Case, int]] = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_the_text_never_reaches_logs_or_metrics(
-    name: str, predict: ModuleType, event: Any, captured: Captured
-) -> None:
+def test_the_text_never_reaches_logs_or_metrics(name: str, predict: ModuleType, event: Any, captured: Captured) -> None:
     case, status = CASES[name]
 
     response = case(predict, event)
@@ -211,12 +233,28 @@ def test_info_lines_carry_only_ids_codes_statuses_and_latencies(
     assert lines
     allowed = {
         # powertools' own keys
-        "level", "location", "message", "timestamp", "service", "sampling_rate", "cold_start", "function_name",
-        "function_memory_size", "function_arn", "function_request_id", "correlation_id", "xray_trace_id",
+        "level",
+        "location",
+        "message",
+        "timestamp",
+        "service",
+        "sampling_rate",
+        "cold_start",
+        "function_name",
+        "function_memory_size",
+        "function_arn",
+        "function_request_id",
+        "correlation_id",
+        "xray_trace_id",
         # ours: codes, statuses, latencies, the limiter's fail mode
-        "error_code", "status", "latency_ms", "fail_open", "reason",
+        "error_code",
+        "status",
+        "latency_ms",
+        "fail_open",
+        "reason",
         # an unexpected error: its type and stack (code lines; no message, no locals, no event)
-        "error_type", "stack",
+        "error_type",
+        "stack",
     }
     for line in lines:
         assert set(line) <= allowed, set(line) - allowed

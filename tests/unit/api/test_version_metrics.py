@@ -32,8 +32,9 @@ def request_blob(out: str) -> dict[str, Any]:
     return blob
 
 
-def test_request_metrics_are_published_per_version(predict: ModuleType, event: Any, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_request_metrics_are_published_per_version(
+    predict: ModuleType, event: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "7")  # what Lambda sets for version 7
     response = predict.lambda_handler(event("predict-invalid-json"), FakeContext())
     assert response["statusCode"] == 400
@@ -48,18 +49,18 @@ def test_request_metrics_are_published_per_version(predict: ModuleType, event: A
     assert (blob["Requests"], blob["4xx"], blob["5xx"]) == ([1.0], [1.0], [0.0])
 
 
-
 @pytest.fixture
 def settings() -> HookSettings:
     return HookSettings.from_env(HOOK_ENV)
+
 
 def test_the_hooks_read_exactly_that_dimension_set(settings: Any) -> None:
     assert canary_alarms.version_dimensions(settings, "7") == {"Stage": "prod", "FunctionVersion": "7"}
 
 
-def test_outside_lambda_no_version_dimension_is_added(predict: ModuleType, event: Any,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_outside_lambda_no_version_dimension_is_added(
+    predict: ModuleType, event: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_VERSION", raising=False)
     predict.lambda_handler(event("predict-invalid-json"), FakeContext())
     blob = request_blob(capsys.readouterr().out)
@@ -67,9 +68,9 @@ def test_outside_lambda_no_version_dimension_is_added(predict: ModuleType, event
     assert len(blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"]) == 1
 
 
-def test_the_version_set_does_not_leak_into_the_next_invocation(predict: ModuleType, event: Any,
-                                                                 monkeypatch: pytest.MonkeyPatch,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_version_set_does_not_leak_into_the_next_invocation(
+    predict: ModuleType, event: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "7")
     predict.lambda_handler(event("predict-invalid-json"), FakeContext())
     predict.lambda_handler(event("predict-oversize"), FakeContext())

@@ -49,13 +49,28 @@ def settings() -> HookSettings:
 
 def appspec(current: str, target: str, function: str = FUNCTION, alias: str = "live") -> str:
     """A Lambda AppSpec as CloudFormation writes it for an AutoPublishAlias deployment."""
-    return json.dumps({
-        "version": 0.0,
-        "Resources": [{"PredictFunction": {"Type": "AWS::Lambda::Function", "Properties": {
-            "Name": function, "Alias": alias, "CurrentVersion": current, "TargetVersion": target}}}],
-        "Hooks": [{"BeforeAllowTraffic": f"CodeDeployHook_{FUNCTION}-pre"},
-                  {"AfterAllowTraffic": f"CodeDeployHook_{FUNCTION}-post"}],
-    })
+    return json.dumps(
+        {
+            "version": 0.0,
+            "Resources": [
+                {
+                    "PredictFunction": {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Name": function,
+                            "Alias": alias,
+                            "CurrentVersion": current,
+                            "TargetVersion": target,
+                        },
+                    }
+                }
+            ],
+            "Hooks": [
+                {"BeforeAllowTraffic": f"CodeDeployHook_{FUNCTION}-pre"},
+                {"AfterAllowTraffic": f"CodeDeployHook_{FUNCTION}-post"},
+            ],
+        }
+    )
 
 
 class CodeDeployEmulator:
@@ -71,7 +86,8 @@ class CodeDeployEmulator:
         events.register("after-call.codedeploy.GetDeployment", self._hide_content)
         client.create_application(applicationName=APPLICATION, computePlatform="Lambda")
         client.create_deployment_group(
-            applicationName=APPLICATION, deploymentGroupName=GROUP,
+            applicationName=APPLICATION,
+            deploymentGroupName=GROUP,
             serviceRoleArn="arn:aws:iam::123456789012:role/CodeDeployServiceRole",
             deploymentConfigName="CodeDeployDefault.LambdaCanary10Percent5Minutes",
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
@@ -84,7 +100,8 @@ class CodeDeployEmulator:
         self._contents[sha] = content
         key = "string" if revision_type == "String" else "appSpecContent"
         deployment_id: str = self.client.create_deployment(
-            applicationName=APPLICATION, deploymentGroupName=GROUP,
+            applicationName=APPLICATION,
+            deploymentGroupName=GROUP,
             revision={"revisionType": revision_type, key: {"content": content, "sha256": sha}},
         )["deploymentId"]
         return deployment_id
@@ -103,16 +120,21 @@ class CodeDeployEmulator:
         key = "string" if revision["revisionType"] == "String" else "appSpecContent"
         assert "content" not in revision[key], "the hook must not rely on content from GetDeployment"
         content = self._contents[revision[key]["sha256"]]
-        parsed = {"applicationName": request["applicationName"],
-                  "revision": {"revisionType": revision["revisionType"],
-                               key: {"content": content, "sha256": revision[key]["sha256"]}}}
+        parsed = {
+            "applicationName": request["applicationName"],
+            "revision": {
+                "revisionType": revision["revisionType"],
+                key: {"content": content, "sha256": revision[key]["sha256"]},
+            },
+        }
         return AWSResponse(None, 200, {}, None), parsed
 
     def _put_status(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         request = self._params(params)
         self.reports.append(request)
-        return AWSResponse(None, 200, {}, None), {"lifecycleEventHookExecutionId": request[
-            "lifecycleEventHookExecutionId"]}
+        return AWSResponse(None, 200, {}, None), {
+            "lifecycleEventHookExecutionId": request["lifecycleEventHookExecutionId"]
+        }
 
     @staticmethod
     def _hide_content(parsed: dict[str, Any], **_: Any) -> None:
@@ -150,8 +172,14 @@ def predict_versions(aws: None) -> Any:
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(RoleName="predict", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     client = boto3.client("lambda", region_name=REGION)
-    client.create_function(FunctionName=FUNCTION, Runtime="python3.12", Role=role, Handler="app.lambda_handler",
-                           Code={"ZipFile": _zip()}, Architectures=["arm64"])
+    client.create_function(
+        FunctionName=FUNCTION,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.lambda_handler",
+        Code={"ZipFile": _zip()},
+        Architectures=["arm64"],
+    )
     client.publish_version(FunctionName=FUNCTION)
     client.update_function_code(FunctionName=FUNCTION, ZipFile=_zip())
     client.publish_version(FunctionName=FUNCTION)
@@ -161,8 +189,11 @@ def predict_versions(aws: None) -> Any:
 
 def queue_lambda_answers(*answers: dict[str, Any]) -> None:
     """What moto's Docker-less Lambda returns for the next invocations, in order."""
-    requests.post("http://motoapi.amazonaws.com/moto-api/static/lambda-simple/response",
-                  json={"results": [json.dumps(a) for a in answers], "region": REGION}, timeout=5)
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/lambda-simple/response",
+        json={"results": [json.dumps(a) for a in answers], "region": REGION},
+        timeout=5,
+    )
 
 
 @pytest.fixture

@@ -28,8 +28,13 @@ from tests.unit.canary_hooks.conftest import FUNCTION, HOOK_ENV, appspec
 RULE = hook_settings.DEFAULT_RULE
 
 
-def stats(canary_requests: float = 1000, canary_errors: float = 0, canary_p95: float | None = 200.0,
-          stable_requests: float = 9000, stable_p95: float | None = 200.0) -> Any:
+def stats(
+    canary_requests: float = 1000,
+    canary_errors: float = 0,
+    canary_p95: float | None = 200.0,
+    stable_requests: float = 9000,
+    stable_p95: float | None = 200.0,
+) -> Any:
     return canary_verdict.WindowStats(canary_requests, canary_errors, canary_p95, stable_requests, stable_p95)
 
 
@@ -68,8 +73,10 @@ def test_errors_are_judged_before_latency() -> None:
 # ---- the window and the metric results ----------------------------------------------------------------------
 def test_window_is_the_whole_minutes_before_the_hook() -> None:
     window = canary_verdict.canary_window(datetime(2026, 11, 26, 6, 10, 59, 999, tzinfo=UTC), 5)
-    assert (window.start, window.end) == (datetime(2026, 11, 26, 6, 5, tzinfo=UTC),
-                                          datetime(2026, 11, 26, 6, 10, tzinfo=UTC))
+    assert (window.start, window.end) == (
+        datetime(2026, 11, 26, 6, 5, tzinfo=UTC),
+        datetime(2026, 11, 26, 6, 10, tzinfo=UTC),
+    )
     assert window.seconds == 300
 
 
@@ -94,9 +101,11 @@ def test_parse_appspec_of_a_cloudformation_deployment() -> None:
 
 @pytest.mark.parametrize(
     "content",
-    ["version: 0.0\nResources: []",  # YAML
-     json.dumps({"version": 0.0, "Resources": []}),
-     json.dumps({"version": 0.0, "Resources": [{"A": {"Type": "AWS::Lambda::Function", "Properties": {}}}]})],
+    [
+        "version: 0.0\nResources: []",  # YAML
+        json.dumps({"version": 0.0, "Resources": []}),
+        json.dumps({"version": 0.0, "Resources": [{"A": {"Type": "AWS::Lambda::Function", "Properties": {}}}]}),
+    ],
 )
 def test_unusable_appspec_is_a_canary_error(content: str) -> None:
     with pytest.raises(canary_release.CanaryError):
@@ -133,8 +142,9 @@ def test_window_queries_are_a_valid_get_metric_data_call(settings: Any) -> None:
     release = canary_release.Release("d-1", FUNCTION, "live", "1", "2")
     window = canary_verdict.Window(datetime(2026, 11, 26, 6, 5, tzinfo=UTC), datetime(2026, 11, 26, 6, 10, tzinfo=UTC))
     queries = canary_cloudwatch.window_queries(settings, release, window)
-    _validate("cloudwatch", "GetMetricData",
-              {"MetricDataQueries": queries, "StartTime": window.start, "EndTime": window.end})
+    _validate(
+        "cloudwatch", "GetMetricData", {"MetricDataQueries": queries, "StartTime": window.start, "EndTime": window.end}
+    )
     assert {q["MetricStat"]["Period"] for q in queries} == {300}
 
 
@@ -146,8 +156,12 @@ def test_settings_carry_the_spec_rule(settings: Any) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CANARY_LOW_TRAFFIC_VERDICT", "maybe"), ("CANARY_MAX_ERROR_RATE", "2%"), ("CANARY_WINDOW_MINUTES", "0"),
-     ("PREDICT_FUNCTION_NAME", "")],
+    [
+        ("CANARY_LOW_TRAFFIC_VERDICT", "maybe"),
+        ("CANARY_MAX_ERROR_RATE", "2%"),
+        ("CANARY_WINDOW_MINUTES", "0"),
+        ("PREDICT_FUNCTION_NAME", ""),
+    ],
 )
 def test_bad_configuration_fails_at_cold_start(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError):
@@ -158,8 +172,10 @@ def test_bad_configuration_fails_at_cold_start(name: str, value: str) -> None:
 def test_smoke_cases_cover_every_label_an_invalid_and_an_oversize_body() -> None:
     cases = canary_smoke.smoke_cases()
     assert sorted(c.label for c in cases if c.status == 200) == ["negative", "neutral", "positive"]
-    assert [(c.status, c.error_code) for c in cases if c.status != 200] == [(400, "INVALID_JSON"),
-                                                                            (413, "PAYLOAD_TOO_LARGE")]
+    assert [(c.status, c.error_code) for c in cases if c.status != 200] == [
+        (400, "INVALID_JSON"),
+        (413, "PAYLOAD_TOO_LARGE"),
+    ]
     (oversize,) = [c for c in cases if c.status == 413]
     assert len(oversize.body.encode()) > contract.MAX_BODY_BYTES
 

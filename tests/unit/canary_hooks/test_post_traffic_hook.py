@@ -28,20 +28,36 @@ WINDOW_START = datetime(2026, 11, 26, 6, 5, tzinfo=UTC)
 WINDOW_END = datetime(2026, 11, 26, 6, 10, tzinfo=UTC)
 
 
-def synthetic(canary_requests: float, canary_5xx: float, canary_p95: float | None, stable_requests: float,
-              stable_p95: float | None, crashes: float = 0) -> dict[str, Any]:
+def synthetic(
+    canary_requests: float,
+    canary_5xx: float,
+    canary_p95: float | None,
+    stable_requests: float,
+    stable_p95: float | None,
+    crashes: float = 0,
+) -> dict[str, Any]:
     """A GetMetricData answer for the window: one datapoint per query (Period = the window)."""
 
     def result(query_id: str, value: float | None) -> dict[str, Any]:
         values = [] if value is None else [value]
-        return {"Id": query_id, "Label": query_id, "Timestamps": [WINDOW_START] * len(values), "Values": values,
-                "StatusCode": "Complete"}
+        return {
+            "Id": query_id,
+            "Label": query_id,
+            "Timestamps": [WINDOW_START] * len(values),
+            "Values": values,
+            "StatusCode": "Complete",
+        }
 
-    return {"MetricDataResults": [
-        result("canary_requests", canary_requests), result("canary_5xx", canary_5xx),
-        result("canary_crashes", crashes), result("canary_p95", canary_p95),
-        result("stable_requests", stable_requests), result("stable_p95", stable_p95),
-    ]}
+    return {
+        "MetricDataResults": [
+            result("canary_requests", canary_requests),
+            result("canary_5xx", canary_5xx),
+            result("canary_crashes", crashes),
+            result("canary_p95", canary_p95),
+            result("stable_requests", stable_requests),
+            result("stable_p95", stable_p95),
+        ]
+    }
 
 
 class Clock:
@@ -57,8 +73,13 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-def run_post_traffic(codedeploy: Any, answer: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
-                     env: dict[str, str] | None = None, cloudwatch: Any = None) -> tuple[str, Clock]:
+def run_post_traffic(
+    codedeploy: Any,
+    answer: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str] | None = None,
+    cloudwatch: Any = None,
+) -> tuple[str, Clock]:
     """Creates a release 1 -> 2 and runs the hook on the synthetic metrics: (reported status, clock)."""
     post: ModuleType = load_function("post_traffic", env={**HOOK_ENV, **(env or {})})
     post.deployments = canary_release.CodeDeployDeployments(codedeploy.client)
@@ -73,15 +94,19 @@ def run_post_traffic(codedeploy: Any, answer: dict[str, Any], monkeypatch: pytes
     window = canary_verdict.Window(WINDOW_START, WINDOW_END)
     metrics_client = boto3.client("cloudwatch", region_name=REGION)
     stubber = Stubber(metrics_client)
-    stubber.add_response("get_metric_data", answer, expected_params={
-        "MetricDataQueries": canary_cloudwatch.window_queries(post.settings, release, window),
-        "StartTime": WINDOW_START, "EndTime": WINDOW_END,
-    })
+    stubber.add_response(
+        "get_metric_data",
+        answer,
+        expected_params={
+            "MetricDataQueries": canary_cloudwatch.window_queries(post.settings, release, window),
+            "StartTime": WINDOW_START,
+            "EndTime": WINDOW_END,
+        },
+    )
     stubber.activate()
     post.source = canary_cloudwatch.CloudWatchMetrics(metrics_client)
 
-    status = post.post_traffic({"DeploymentId": deployment, "LifecycleEventHookExecutionId": "exec-1"},
-                                 FakeContext())
+    status = post.post_traffic({"DeploymentId": deployment, "LifecycleEventHookExecutionId": "exec-1"}, FakeContext())
     stubber.assert_no_pending_responses()
     assert codedeploy.status_of(deployment) == [status]
     return status, clock
@@ -100,8 +125,15 @@ def run_post_traffic(codedeploy: Any, answer: dict[str, Any], monkeypatch: pytes
         ("faster canary", synthetic(1000, 0, 120.0, 9000, 200.0), "Succeeded", "promote"),
     ],
 )
-def test_verdicts(codedeploy: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                  case: str, answer: dict[str, Any], expected: str, verdict: str) -> None:
+def test_verdicts(
+    codedeploy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    answer: dict[str, Any],
+    expected: str,
+    verdict: str,
+) -> None:
     status, _ = run_post_traffic(codedeploy, answer, monkeypatch)
     assert status == expected, case
     assert [b["Verdict"] for b in emf_blobs(capsys.readouterr().out) if "CanaryVerdicts" in b] == [verdict]
@@ -113,10 +145,14 @@ def idle(alarm: dict[str, Any]) -> bool:
     return versions == {canary_alarms.IDLE_VERSION}
 
 
-@pytest.mark.parametrize("answer", [synthetic(1000, 0, 200.0, 9000, 200.0), synthetic(1000, 0, 400.0, 9000, 200.0)],
-                         ids=["promoted", "rolled-back"])
-def test_the_verdict_disarms_the_rollback_alarms(codedeploy: Any, monkeypatch: pytest.MonkeyPatch,
-                                                 answer: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [synthetic(1000, 0, 200.0, 9000, 200.0), synthetic(1000, 0, 400.0, 9000, 200.0)],
+    ids=["promoted", "rolled-back"],
+)
+def test_the_verdict_disarms_the_rollback_alarms(
+    codedeploy: Any, monkeypatch: pytest.MonkeyPatch, answer: dict[str, Any]
+) -> None:
     # Left armed on the now-live version, an incident on it would make CodeDeploy refuse the next release.
     run_post_traffic(codedeploy, answer, monkeypatch)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
@@ -126,14 +162,16 @@ def test_the_verdict_disarms_the_rollback_alarms(codedeploy: Any, monkeypatch: p
     assert all("idle" in alarm["AlarmDescription"] for alarm in alarms.values())
 
 
-def test_a_failure_to_disarm_does_not_change_the_verdict(codedeploy: Any, monkeypatch: pytest.MonkeyPatch,
-                                                         log_lines: Any) -> None:
+def test_a_failure_to_disarm_does_not_change_the_verdict(
+    codedeploy: Any, monkeypatch: pytest.MonkeyPatch, log_lines: Any
+) -> None:
     def denied(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutMetricAlarm")
 
     post_cloudwatch = SimpleNamespace(put_metric_alarm=denied)
-    status, _ = run_post_traffic(codedeploy, synthetic(1000, 0, 200.0, 9000, 200.0), monkeypatch,
-                                 cloudwatch=post_cloudwatch)
+    status, _ = run_post_traffic(
+        codedeploy, synthetic(1000, 0, 200.0, 9000, 200.0), monkeypatch, cloudwatch=post_cloudwatch
+    )
     assert status == "Succeeded"
     assert any(line["message"].startswith("could not disarm") for line in log_lines())
 
@@ -145,8 +183,8 @@ def test_waits_for_the_metric_lag_before_reading(codedeploy: Any, monkeypatch: p
 
 
 def test_low_traffic_promotes_with_an_inconclusive_verdict_by_default(
-        codedeploy: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        log_lines: Any) -> None:
+    codedeploy: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], log_lines: Any
+) -> None:
     status, _ = run_post_traffic(codedeploy, synthetic(20, 0, 900.0, 180, 200.0), monkeypatch)
     assert status == "Succeeded"
     assert [b["Verdict"] for b in emf_blobs(capsys.readouterr().out) if "CanaryVerdicts" in b] == ["inconclusive"]
@@ -156,8 +194,9 @@ def test_low_traffic_promotes_with_an_inconclusive_verdict_by_default(
 
 
 def test_low_traffic_rolls_back_when_configured(codedeploy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    status, _ = run_post_traffic(codedeploy, synthetic(20, 0, 200.0, 180, 200.0), monkeypatch,
-                                    env={"CANARY_LOW_TRAFFIC_VERDICT": "rollback"})
+    status, _ = run_post_traffic(
+        codedeploy, synthetic(20, 0, 200.0, 180, 200.0), monkeypatch, env={"CANARY_LOW_TRAFFIC_VERDICT": "rollback"}
+    )
     assert status == "Failed"
 
 
@@ -183,6 +222,7 @@ def test_a_cloudwatch_failure_fails_safe(codedeploy: Any, monkeypatch: pytest.Mo
     post.source = canary_cloudwatch.CloudWatchMetrics(cloudwatch)
     deployment = codedeploy.create(appspec(current="1", target="2"))
 
-    assert post.post_traffic({"DeploymentId": deployment, "LifecycleEventHookExecutionId": "e"},
-                               FakeContext()) == "Failed"
+    assert (
+        post.post_traffic({"DeploymentId": deployment, "LifecycleEventHookExecutionId": "e"}, FakeContext()) == "Failed"
+    )
     assert codedeploy.status_of(deployment) == ["Failed"]

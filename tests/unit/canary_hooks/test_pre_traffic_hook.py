@@ -52,8 +52,11 @@ def good_answers(deployment_id: str) -> list[dict[str, Any]]:
     answers = []
     for case in smoke_cases():
         headers = {"Content-Type": "application/json", "x-correlation-id": f"smoke-{deployment_id}-{case.name}"}
-        body = ({"sentiment": case.label} if case.status == 200
-                else {"error": {"code": case.error_code, "message": "...", "correlation_id": "x"}})
+        body = (
+            {"sentiment": case.label}
+            if case.status == 200
+            else {"error": {"code": case.error_code, "message": "...", "correlation_id": "x"}}
+        )
         answers.append({"statusCode": case.status, "headers": headers, "body": json.dumps(body)})
     return answers
 
@@ -69,8 +72,9 @@ def dimensions(alarm: Mapping[str, Any], query_id: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("revision_type", ["String", "AppSpecContent"])
-def test_healthy_release_passes_and_arms_the_version_aware_alarms(pre: ModuleType, codedeploy: Any,
-                                                                   revision_type: str) -> None:
+def test_healthy_release_passes_and_arms_the_version_aware_alarms(
+    pre: ModuleType, codedeploy: Any, revision_type: str
+) -> None:
     # String: a deployment CloudFormation created; AppSpecContent: one a state machine/CLI created.
     deployment = codedeploy.create(appspec(current="1", target="2"), revision_type)
     queue_lambda_answers(*good_answers(deployment))
@@ -85,8 +89,11 @@ def test_healthy_release_passes_and_arms_the_version_aware_alarms(pre: ModuleTyp
     assert [m["Expression"] for m in latency["Metrics"] if "Expression" in m] == ["canary_p95 / stable_p95"]
     assert (latency["Threshold"], latency["ComparisonOperator"]) == (1.3, "GreaterThanThreshold")
     assert dimensions(errors, "requests") == {"Stage": "prod", "FunctionVersion": "2"}
-    assert dimensions(errors, "crashes") == {"FunctionName": FUNCTION, "Resource": f"{FUNCTION}:live",
-                                             "ExecutedVersion": "2"}
+    assert dimensions(errors, "crashes") == {
+        "FunctionName": FUNCTION,
+        "Resource": f"{FUNCTION}:live",
+        "ExecutedVersion": "2",
+    }
     assert (errors["Threshold"], errors["ComparisonOperator"]) == (0.02, "GreaterThanThreshold")
     for alarm in (latency, errors):
         # "sustained 5 minutes": 5 one-minute periods, all breaching; no traffic is no breach
@@ -105,10 +112,14 @@ def test_healthy_release_passes_and_arms_the_version_aware_alarms(pre: ModuleTyp
         ("label-neutral", {"headers": {"content-type": "application/json"}}),  # correlation id lost
     ],
 )
-def test_a_failed_smoke_case_fails_the_deployment_and_arms_nothing(pre: ModuleType, codedeploy: Any,
-                                                                    broken_case: str, change: dict[str, Any],
-                                                                    capsys: pytest.CaptureFixture[str],
-                                                                    log_lines: Any) -> None:
+def test_a_failed_smoke_case_fails_the_deployment_and_arms_nothing(
+    pre: ModuleType,
+    codedeploy: Any,
+    broken_case: str,
+    change: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    log_lines: Any,
+) -> None:
     deployment = codedeploy.create(appspec(current="1", target="2"))
     answers = good_answers(deployment)
     index = [case.name for case in smoke_cases()].index(broken_case)
@@ -125,8 +136,7 @@ def test_a_failed_smoke_case_fails_the_deployment_and_arms_nothing(pre: ModuleTy
     assert verdicts == ["rollback"]  # CanaryVerdicts metric -> the deploy-rolled-back alarm
 
 
-def test_alias_is_the_truth_about_the_stable_version(pre: ModuleType, codedeploy: Any,
-                                                     predict_versions: Any) -> None:
+def test_alias_is_the_truth_about_the_stable_version(pre: ModuleType, codedeploy: Any, predict_versions: Any) -> None:
     predict_versions.publish_version(FunctionName=FUNCTION)  # version 3
     predict_versions.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="2")
     deployment = codedeploy.create(appspec(current="1", target="3"))
@@ -152,8 +162,10 @@ def test_a_crashing_version_fails_the_deployment(pre: ModuleType, codedeploy: An
     stubber.add_response("get_alias", {"FunctionVersion": "1"})
     crash = b'{"errorType": "Runtime.ImportModuleError", "errorMessage": "init failed"}'
     for _ in smoke_cases():
-        stubber.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled",
-                                        "Payload": StreamingBody(io.BytesIO(crash), len(crash))})
+        stubber.add_response(
+            "invoke",
+            {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": StreamingBody(io.BytesIO(crash), len(crash))},
+        )
     stubber.activate()
     pre.versions = canary_smoke.LambdaFunctionVersions(client)
 
@@ -201,14 +213,17 @@ def real_predict(aws: None) -> Iterator[ModuleType]:
 
 
 def queue_model_labels(*labels: str) -> None:
-    results = [{"Body": json.dumps({"predicted_label": label}), "ContentType": "application/json"}
-               for label in labels]
-    requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
-                  json={"results": results, "region": REGION}, timeout=5)
+    results = [{"Body": json.dumps({"predicted_label": label}), "ContentType": "application/json"} for label in labels]
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        json={"results": results, "region": REGION},
+        timeout=5,
+    )
 
 
-def test_smoke_cases_match_the_real_predict_function(pre: ModuleType, codedeploy: Any,
-                                                     real_predict: ModuleType) -> None:
+def test_smoke_cases_match_the_real_predict_function(
+    pre: ModuleType, codedeploy: Any, real_predict: ModuleType
+) -> None:
     deployment = codedeploy.create(appspec(current="1", target="2"))
     queue_model_labels(*SMOKE_TEXTS)  # a model that classifies the smoke texts correctly
     versions = InProcessVersions(real_predict)
@@ -219,8 +234,9 @@ def test_smoke_cases_match_the_real_predict_function(pre: ModuleType, codedeploy
     assert versions.invoked == [(FUNCTION, "2")] * len(smoke_cases())
 
 
-def test_real_predict_function_with_a_confused_model_fails(pre: ModuleType, codedeploy: Any,
-                                                           real_predict: ModuleType) -> None:
+def test_real_predict_function_with_a_confused_model_fails(
+    pre: ModuleType, codedeploy: Any, real_predict: ModuleType
+) -> None:
     deployment = codedeploy.create(appspec(current="1", target="2"))
     queue_model_labels("positive", "positive", "positive")  # says positive to everything
     pre.versions = InProcessVersions(real_predict)

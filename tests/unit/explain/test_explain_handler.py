@@ -50,8 +50,9 @@ def call(module: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, str]
     return response["statusCode"], headers, json.loads(response["body"])
 
 
-def test_no_report_yet_is_a_404_with_the_standard_error_body(explain: ModuleType, empty_bucket: Any,
-                                                             event: Any) -> None:
+def test_no_report_yet_is_a_404_with_the_standard_error_body(
+    explain: ModuleType, empty_bucket: Any, event: Any
+) -> None:
     status, headers, body = call(explain, event("explain"))
     assert status == 404
     validate_error_body(body)
@@ -64,8 +65,9 @@ def test_no_report_yet_is_a_404_with_the_standard_error_body(explain: ModuleType
 def test_latest_report_summary(explain: ModuleType, empty_bucket: Any, event: Any) -> None:
     endpoint = FUNCTION_ENV["SAGEMAKER_ENDPOINT_NAME"]
     for date, version in (("2026-01-05", "model-old"), ("2026-01-12", "model-new")):
-        empty_bucket.put_object(Bucket=BUCKET, Key=f"{PREFIX}{date}/analysis.json",
-                                Body=json.dumps(make_report(date, version, endpoint)))
+        empty_bucket.put_object(
+            Bucket=BUCKET, Key=f"{PREFIX}{date}/analysis.json", Body=json.dumps(make_report(date, version, endpoint))
+        )
     status, headers, body = call(explain, event("explain"))
     assert status == 200, body
     assert headers["content-type"].startswith("application/json")

@@ -54,8 +54,16 @@ def keyword_model(texts: Sequence[str]) -> list[Prediction]:
 
 def make_report(date: str, version: str = "model-1", endpoint: str | None = "live-endpoint") -> dict[str, Any]:
     core = analyze(ROWS, keyword_model, min_group_size=1)
-    return build_report(core, engine="script", report_date=date, model_version=version, endpoint=endpoint,
-                        source="eval.csv", sha256="a" * 64, generated_at=f"{date}T03:00:00Z")
+    return build_report(
+        core,
+        engine="script",
+        report_date=date,
+        model_version=version,
+        endpoint=endpoint,
+        source="eval.csv",
+        sha256="a" * 64,
+        generated_at=f"{date}T03:00:00Z",
+    )
 
 
 def put_local(root: Path, date: str, report: dict[str, Any]) -> None:
@@ -135,16 +143,23 @@ def test_s3_store_lists_date_folders_and_skips_incomplete_runs(s3: Any) -> None:
 
 def test_s3_store_paginates(s3: Any) -> None:
     for day in range(1, 29):
-        s3.put_object(Bucket=BUCKET, Key=f"governance/2026-02-{day:02d}/analysis.json",
-                      Body=json.dumps(make_report(f"2026-02-{day:02d}")))
+        s3.put_object(
+            Bucket=BUCKET,
+            Key=f"governance/2026-02-{day:02d}/analysis.json",
+            Body=json.dumps(make_report(f"2026-02-{day:02d}")),
+        )
     latest = S3ReportStore(s3, BUCKET, "governance/").latest()
     assert latest is not None and latest.analysis["report_date"] == "2026-02-28"
 
 
 # ---- the summary --------------------------------------------------------------------------------------
 def stored(report: dict[str, Any]) -> StoredReport:
-    return StoredReport(key="governance/2026-01-05/analysis.json", location="s3://b/governance/2026-01-05/analysis.json",
-                        markdown="s3://b/governance/2026-01-05/report.md", analysis=report)
+    return StoredReport(
+        key="governance/2026-01-05/analysis.json",
+        location="s3://b/governance/2026-01-05/analysis.json",
+        markdown="s3://b/governance/2026-01-05/report.md",
+        analysis=report,
+    )
 
 
 def test_summary_shape_and_content() -> None:
@@ -156,8 +171,12 @@ def test_summary_shape_and_content() -> None:
     assert body["top_tokens"]["positive"][0]["token"] == "good"
     assert all(len(tokens) <= 5 for tokens in body["top_tokens"].values())
     assert body["report"]["key"] == "governance/2026-01-05/analysis.json"
-    thresholded = [(f, m) for f, r in report["bias"].items() for m in r["metrics"]
-                   if m["threshold"] is not None and m["value"] is not None]
+    thresholded = [
+        (f, m)
+        for f, r in report["bias"].items()
+        for m in r["metrics"]
+        if m["threshold"] is not None and m["value"] is not None
+    ]
     assert len(body["bias"]["checks"]) == len(thresholded)
     assert body["bias"]["passed"] is all(c["passed"] for c in body["bias"]["checks"])
 

@@ -72,8 +72,16 @@ def test_analyze_known_model() -> None:
     assert set(core["bias"]) == {"domain", "length_bucket"}
     assert core["token_importance"]["per_label"]["positive"][0]["token"] == "good"
     assert core["token_importance"]["per_label"]["negative"][0]["token"] == "bad"
-    report = build_report(core, engine="script", report_date="2026-01-05", model_version="kw-1", endpoint=None,
-                          source="rows.csv", sha256="f" * 64, generated_at="2026-01-05T00:00:00Z")
+    report = build_report(
+        core,
+        engine="script",
+        report_date="2026-01-05",
+        model_version="kw-1",
+        endpoint=None,
+        source="rows.csv",
+        sha256="f" * 64,
+        generated_at="2026-01-05T00:00:00Z",
+    )
     assert report["schema"] == REPORT_SCHEMA and report["model"] == {"version": "kw-1", "endpoint": None}
     assert report["summary"]["passed"] is (not report["summary"]["failed_checks"])
     markdown = render_markdown(report)
@@ -82,8 +90,15 @@ def test_analyze_known_model() -> None:
 
 def test_write_report_writes_both_files(tmp_path: Path) -> None:
     core = analyze(ROWS, keyword_model, min_group_size=1)
-    report = build_report(core, engine="script", report_date="2026-01-05", model_version="kw-1", endpoint=None,
-                          source="rows.csv", sha256="f" * 64)
+    report = build_report(
+        core,
+        engine="script",
+        report_date="2026-01-05",
+        model_version="kw-1",
+        endpoint=None,
+        source="rows.csv",
+        sha256="f" * 64,
+    )
     document, markdown = write_report(report, tmp_path / "2026-01-05")
     assert json.loads(document.read_text())["report_date"] == "2026-01-05"
     assert markdown.read_text().startswith("# Governance report")
@@ -98,8 +113,25 @@ def test_cli_rejects_unusable_data(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.skipif(not (MODEL_DIR.is_dir() and DATASET.is_file()), reason="no local model artefact: run `make model`")
 def test_real_report_from_the_local_model(tmp_path: Path) -> None:
     out = tmp_path / "reports" / "2026-01-05"
-    assert main(["--model-dir", str(MODEL_DIR), "--data", str(DATASET), "--out", str(out), "--max-rows", "900",
-                 "--sample-per-label", "20", "--report-date", "2026-01-05"]) == 0
+    assert (
+        main(
+            [
+                "--model-dir",
+                str(MODEL_DIR),
+                "--data",
+                str(DATASET),
+                "--out",
+                str(out),
+                "--max-rows",
+                "900",
+                "--sample-per-label",
+                "20",
+                "--report-date",
+                "2026-01-05",
+            ]
+        )
+        == 0
+    )
     analysis = json.loads((out / "analysis.json").read_text())
     manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
     assert analysis["model"]["version"] == manifest["version"]

@@ -17,27 +17,48 @@ CLARIFY_OUTPUT = {
     "pre_training_bias_metrics": {
         "label": "label",
         "label_value_or_threshold": "positive",
-        "facets": {"domain": [
-            {"value_or_threshold": "nyt", "metrics": [{"name": "CI", "value": 0.56, "description": "Class Imbalance"},
-                                                      {"name": "DPL", "value": 0.21}]},
-        ]},
+        "facets": {
+            "domain": [
+                {
+                    "value_or_threshold": "nyt",
+                    "metrics": [
+                        {"name": "CI", "value": 0.56, "description": "Class Imbalance"},
+                        {"name": "DPL", "value": 0.21},
+                    ],
+                },
+            ]
+        },
     },
     "post_training_bias_metrics": {
         "label": "label",
         "label_value_or_threshold": "positive",
-        "facets": {"domain": [
-            {"value_or_threshold": "nyt", "metrics": [{"name": "AD", "value": -0.3}, {"name": "RD", "value": 0.1},
-                                                      {"name": "DPPL", "value": 0.25}]},
-        ]},
+        "facets": {
+            "domain": [
+                {
+                    "value_or_threshold": "nyt",
+                    "metrics": [
+                        {"name": "AD", "value": -0.3},
+                        {"name": "RD", "value": 0.1},
+                        {"name": "DPPL", "value": 0.25},
+                    ],
+                },
+            ]
+        },
     },
-    "explanations": {"kernel_shap": {
-        "positive": {"global_shap_values": {"text": 0.4},
-                     "global_top_shap_text": {"text": {"great": 0.31, "love": 0.2, "good": 0.25}}},
-        "negative": {"global_top_shap_text": {"text": {"bad": 0.3}}},
-    }},
+    "explanations": {
+        "kernel_shap": {
+            "positive": {
+                "global_shap_values": {"text": 0.4},
+                "global_top_shap_text": {"text": {"great": 0.31, "love": 0.2, "good": 0.25}},
+            },
+            "negative": {"global_top_shap_text": {"text": {"bad": 0.3}}},
+        }
+    },
 }
-ROWS = [{"text": "a great film", "label": "positive", "domain": "movie", "length_bucket": "short"},
-        {"text": "bad", "label": "negative", "domain": "nyt", "length_bucket": ""}]
+ROWS = [
+    {"text": "a great film", "label": "positive", "domain": "movie", "length_bucket": "short"},
+    {"text": "bad", "label": "negative", "domain": "nyt", "length_bucket": ""},
+]
 
 
 def test_analysis_config_explains_text_tokens_against_the_live_endpoint() -> None:
@@ -53,8 +74,16 @@ def test_analysis_config_explains_text_tokens_against_the_live_endpoint() -> Non
 
 
 def test_convert_maps_tokens_and_checks_the_mapped_metrics() -> None:
-    report = convert(CLARIFY_OUTPUT, ROWS, report_date="2026-01-05", model_version="m-1", endpoint="live",
-                     source="s3://b/eval.csv", sha256="0" * 64, generated_at="2026-01-05T03:00:00Z")
+    report = convert(
+        CLARIFY_OUTPUT,
+        ROWS,
+        report_date="2026-01-05",
+        model_version="m-1",
+        endpoint="live",
+        source="s3://b/eval.csv",
+        sha256="0" * 64,
+        generated_at="2026-01-05T03:00:00Z",
+    )
     assert report["schema"] == REPORT_SCHEMA and report["engine"] == "clarify"
     assert report["performance"] is None
     positive = report["token_importance"]["per_label"]["positive"]
@@ -77,8 +106,23 @@ def test_cli_writes_the_report_layout(tmp_path: Path) -> None:
     data = tmp_path / "eval.csv"
     data.write_text("text,label,domain,length_bucket\na great film,positive,movie,short\nbad,negative,nyt,short\n")
     out = tmp_path / "out"
-    assert main(["--clarify-dir", str(clarify_dir), "--data", str(data), "--out", str(out),
-                 "--model-version", "m-1", "--report-date", "2026-01-05"]) == 0
+    assert (
+        main(
+            [
+                "--clarify-dir",
+                str(clarify_dir),
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--model-version",
+                "m-1",
+                "--report-date",
+                "2026-01-05",
+            ]
+        )
+        == 0
+    )
     analysis = json.loads((out / "analysis.json").read_text())
     assert analysis["report_date"] == "2026-01-05" and analysis["data"]["rows"] == 2
     assert (out / "report.md").read_text().startswith("# Governance report 2026-01-05")

@@ -28,8 +28,13 @@ def keyword_model(texts: Sequence[str]) -> list[Prediction]:
 
 
 def test_tokens_keep_inner_apostrophes_and_skip_punctuation() -> None:
-    assert tokens("Don't STOP... it's 2 good!") == [("don't", 0, 5), ("stop", 6, 10), ("it's", 14, 18),
-                                                   ("2", 19, 20), ("good", 21, 25)]
+    assert tokens("Don't STOP... it's 2 good!") == [
+        ("don't", 0, 5),
+        ("stop", 6, 10),
+        ("it's", 14, 18),
+        ("2", 19, 20),
+        ("good", 21, 25),
+    ]
 
 
 def test_without_span_collapses_whitespace() -> None:

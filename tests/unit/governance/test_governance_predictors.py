@@ -22,8 +22,14 @@ def item(label: str, probabilities: list[float] | None = None, **extra: Any) -> 
 
 
 def test_json_predictions_list() -> None:
-    body = json.dumps({"predictions": [item("positive", [0.1, 0.2, 0.7], model_version="m-1"),
-                                       item("neutral", [0.2, 0.6, 0.2], model_version="m-1")]}).encode()
+    body = json.dumps(
+        {
+            "predictions": [
+                item("positive", [0.1, 0.2, 0.7], model_version="m-1"),
+                item("neutral", [0.2, 0.6, 0.2], model_version="m-1"),
+            ]
+        }
+    ).encode()
     predictions, version = parse_batch(body, "application/json", 2)
     assert [p.label for p in predictions] == ["positive", "neutral"]
     assert predictions[0].probabilities == {"negative": 0.1, "neutral": 0.2, "positive": 0.7}
@@ -38,7 +44,7 @@ def test_single_object_and_plain_list() -> None:
 
 
 def test_csv_rows_with_bracketed_lists() -> None:
-    body = b'positive,0.7,"[0.1, 0.2, 0.7]","[\'negative\', \'neutral\', \'positive\']"\nnegative,0.9\n'
+    body = b"positive,0.7,\"[0.1, 0.2, 0.7]\",\"['negative', 'neutral', 'positive']\"\nnegative,0.9\n"
     predictions, version = parse_batch(body, "text/csv; charset=utf-8", 2)
     assert predictions[0].probabilities["positive"] == 0.7
     assert predictions[1].probabilities == {"negative": 1.0, "neutral": 0.0, "positive": 0.0}

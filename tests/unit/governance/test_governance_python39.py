@@ -42,8 +42,12 @@ print(json.dumps({"python": sys.version_info[:2], "accuracy": report["performanc
 def python39() -> str | None:
     for candidate in (shutil.which("python3.9"), str(Path.home() / ".pyenv/versions/3.9.18/bin/python")):
         if candidate and Path(candidate).exists():
-            probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
-                                   capture_output=True, text=True, check=False)
+            probe = subprocess.run(
+                [candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if probe.returncode == 0 and probe.stdout.strip() == "(3, 9)":
                 return candidate
     return None
@@ -56,8 +60,20 @@ def test_governance_runs_on_python39_with_the_standard_library_only(tmp_path: Pa
     bundle = tmp_path / "code"
     subprocess.run([str(ROOT / "scripts" / "governance-bundle.sh"), str(bundle)], check=True, timeout=60)
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(bundle), "PYTHONNOUSERSITE": "1"}
-    run = subprocess.run([interpreter, "-I", "-c", f"import sys; sys.path.insert(0, {str(bundle)!r}); exec({SCRIPT!r})",
-                          str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120, check=False)
+    run = subprocess.run(
+        [
+            interpreter,
+            "-I",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(bundle)!r}); exec({SCRIPT!r})",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result == {"python": [3, 9], "accuracy": 1.0}

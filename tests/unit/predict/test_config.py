@@ -27,8 +27,15 @@ def test_missing_variables_are_all_named() -> None:
         load_settings({"POWERTOOLS_SERVICE_NAME": "x", "POWERTOOLS_METRICS_NAMESPACE": "y"})
 
 
-@pytest.mark.parametrize(("name", "value"), [("SAGEMAKER_READ_TIMEOUT_S", "abc"), ("SAGEMAKER_READ_TIMEOUT_S", "0"),
-                                             ("SAGEMAKER_MAX_ATTEMPTS", "9"), ("RATE_LIMIT_FAIL_MODE", "maybe")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SAGEMAKER_READ_TIMEOUT_S", "abc"),
+        ("SAGEMAKER_READ_TIMEOUT_S", "0"),
+        ("SAGEMAKER_MAX_ATTEMPTS", "9"),
+        ("RATE_LIMIT_FAIL_MODE", "maybe"),
+    ],
+)
 def test_malformed_values_fail(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         load_settings(BASE | {name: value})

@@ -22,6 +22,7 @@ from sentiment_core.wire import encode_texts
 def encode_request(text: str) -> bytes:
     return encode_texts([text])
 
+
 REGION = "us-east-1"
 
 
@@ -32,8 +33,13 @@ def test_request_is_one_csv_record_that_round_trips(text: str) -> None:
 
 
 def test_parses_local_server_json() -> None:
-    body = {"predicted_label": "positive", "probability": 0.9, "probabilities": [0.05, 0.05, 0.9],
-            "labels": ["negative", "neutral", "positive"], "model_version": "tfidf-lr-abc"}
+    body = {
+        "predicted_label": "positive",
+        "probability": 0.9,
+        "probabilities": [0.05, 0.05, 0.9],
+        "labels": ["negative", "neutral", "positive"],
+        "model_version": "tfidf-lr-abc",
+    }
     answer = parse_answer(json.dumps(body).encode(), "application/json")
     assert answer.label == "positive"
     assert answer.scores == {"negative": 0.05, "neutral": 0.05, "positive": 0.9}
@@ -41,8 +47,15 @@ def test_parses_local_server_json() -> None:
 
 
 def test_parses_predictions_wrapper_and_reorders_scores() -> None:
-    body = {"predictions": [{"predicted_label": "Negative", "probabilities": [0.7, 0.2, 0.1],
-                             "labels": ["negative", "positive", "neutral"]}]}
+    body = {
+        "predictions": [
+            {
+                "predicted_label": "Negative",
+                "probabilities": [0.7, 0.2, 0.1],
+                "labels": ["negative", "positive", "neutral"],
+            }
+        ]
+    }
     answer = parse_answer(json.dumps(body).encode(), "application/json; charset=utf-8")
     assert answer.label == "negative"
     assert answer.scores == {"negative": 0.7, "neutral": 0.1, "positive": 0.2}
@@ -96,9 +109,10 @@ def stubbed(code: str, status: int) -> SageMakerEndpoint:
     return SageMakerEndpoint(client, "sentiment-test")
 
 
-@pytest.mark.parametrize(("code", "status", "retry_after"), [("ThrottlingException", 400, "1"),
-                                                             ("ServiceUnavailable", 503, "2"),
-                                                             ("ModelNotReadyException", 429, "5")])
+@pytest.mark.parametrize(
+    ("code", "status", "retry_after"),
+    [("ThrottlingException", 400, "1"), ("ServiceUnavailable", 503, "2"), ("ModelNotReadyException", 429, "5")],
+)
 def test_throttling_and_unavailable_are_503_with_retry_after(code: str, status: int, retry_after: str) -> None:
     with pytest.raises(ModelUnavailable) as caught:
         stubbed(code, status).classify("hi", "cid-12345678")
@@ -106,8 +120,10 @@ def test_throttling_and_unavailable_are_503_with_retry_after(code: str, status: 
     assert caught.value.headers == {"Retry-After": retry_after}
 
 
-@pytest.mark.parametrize(("code", "status"), [("ModelError", 424), ("InternalFailure", 500),
-                                              ("ValidationError", 400), ("InternalDependencyException", 530)])
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ModelError", 424), ("InternalFailure", 500), ("ValidationError", 400), ("InternalDependencyException", 530)],
+)
 def test_model_and_endpoint_errors_are_502(code: str, status: int) -> None:
     with pytest.raises(ModelError) as caught:
         stubbed(code, status).classify("hi", "cid-12345678")
@@ -142,8 +158,13 @@ def test_request_parameters_sent_to_sagemaker() -> None:
     stubber.add_response(
         "invoke_endpoint",
         {"Body": io.BytesIO(b'{"predicted_label": "neutral"}'), "ContentType": "application/json"},
-        {"EndpointName": "sentiment-test", "ContentType": "text/csv", "Accept": "application/json",
-         "Body": b'"hello, world"\n', "CustomAttributes": "correlation_id=cid-12345678"},
+        {
+            "EndpointName": "sentiment-test",
+            "ContentType": "text/csv",
+            "Accept": "application/json",
+            "Body": b'"hello, world"\n',
+            "CustomAttributes": "correlation_id=cid-12345678",
+        },
     )
     with stubber:
         answer = SageMakerEndpoint(client, "sentiment-test").classify("hello, world", "cid-12345678")
@@ -181,8 +202,14 @@ def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
 def test_read_timeout_is_504_after_bounded_attempts(silent_server: tuple[str, list[socket.socket]]) -> None:
     url, accepted = silent_server
     config = Config(connect_timeout=0.2, read_timeout=0.2, retries={"total_max_attempts": 2, "mode": "standard"})
-    client = boto3.client("sagemaker-runtime", region_name=REGION, endpoint_url=url, config=config,
-                          aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "sagemaker-runtime",
+        region_name=REGION,
+        endpoint_url=url,
+        config=config,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
     with pytest.raises(ModelTimeout):
         SageMakerEndpoint(client, "ep").classify("hi", "cid-12345678")
     assert len(accepted) == 2  # the first try and exactly one retry

@@ -36,17 +36,25 @@ def moto_endpoint(predict: ModuleType) -> Iterator[Any]:
     def queue(*labels: str) -> None:
         results = [
             {
-                "Body": json.dumps({"predicted_label": label, "probabilities": ANSWERS[label],
-                                    "labels": ["negative", "neutral", "positive"],
-                                    "model_version": "test-model-1"}),
+                "Body": json.dumps(
+                    {
+                        "predicted_label": label,
+                        "probabilities": ANSWERS[label],
+                        "labels": ["negative", "neutral", "positive"],
+                        "model_version": "test-model-1",
+                    }
+                ),
                 "ContentType": "application/json",
                 "InvokedProductionVariant": "AllTraffic",
                 "CustomAttributes": "model_version=test-model-1",
             }
             for label in labels
         ]
-        requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
-                      json={"results": results, "region": "us-east-1"}, timeout=5)
+        requests.post(
+            "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+            json={"results": results, "region": "us-east-1"},
+            timeout=5,
+        )
 
     yield queue
     predict.endpoint = original
@@ -77,8 +85,9 @@ def call(predict: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, str
     return response["statusCode"], headers, json.loads(response["body"])
 
 
-def assert_error(status: int, headers: dict[str, str], body: dict[str, Any], expected: int, code: str,
-                 correlation_id: str) -> None:
+def assert_error(
+    status: int, headers: dict[str, str], body: dict[str, Any], expected: int, code: str, correlation_id: str
+) -> None:
     assert status == expected
     validate_error_body(body)
     assert body["error"]["code"] == code
@@ -100,8 +109,11 @@ def test_each_label_event(predict: ModuleType, moto_endpoint: Any, event: Any, l
 
 @pytest.mark.parametrize(
     ("name", "status", "code"),
-    [("predict-invalid-json", 400, "INVALID_JSON"), ("predict-schema-violation", 400, "VALIDATION_ERROR"),
-     ("predict-oversize", 413, "PAYLOAD_TOO_LARGE")],
+    [
+        ("predict-invalid-json", 400, "INVALID_JSON"),
+        ("predict-schema-violation", 400, "VALIDATION_ERROR"),
+        ("predict-oversize", 413, "PAYLOAD_TOO_LARGE"),
+    ],
 )
 def test_bad_input_events(predict: ModuleType, event: Any, name: str, status: int, code: str) -> None:
     got, headers, body = call(predict, event(name))
@@ -125,8 +137,9 @@ def test_missing_sub_claim_is_refused(predict: ModuleType, event: Any) -> None:
     assert_error(got, headers, body, 401, "UNAUTHENTICATED", "event-predict-positive-0001")
 
 
-def test_malformed_correlation_id_is_replaced_by_request_id(predict: ModuleType, moto_endpoint: Any,
-                                                            event: Any) -> None:
+def test_malformed_correlation_id_is_replaced_by_request_id(
+    predict: ModuleType, moto_endpoint: Any, event: Any
+) -> None:
     moto_endpoint("positive")
     _, headers, _ = call(predict, event(headers={"x-correlation-id": "bad id\nwith newline"}))
     assert headers["x-correlation-id"] == "Jk1YzjT5IAMEbqQ="
@@ -141,12 +154,15 @@ def test_unknown_route_gets_the_standard_404(predict: ModuleType, event: Any) ->
 
 @pytest.mark.parametrize(
     ("code", "http_status", "status", "error_code", "retry_after"),
-    [("ThrottlingException", 400, 503, "MODEL_UNAVAILABLE", "1"),
-     ("ModelError", 424, 502, "MODEL_ERROR", None),
-     ("ValidationError", 400, 502, "MODEL_ERROR", None)],
+    [
+        ("ThrottlingException", 400, 503, "MODEL_UNAVAILABLE", "1"),
+        ("ModelError", 424, 502, "MODEL_ERROR", None),
+        ("ValidationError", 400, 502, "MODEL_ERROR", None),
+    ],
 )
-def test_endpoint_failures(predict: ModuleType, event: Any, code: str, http_status: int, status: int,
-                           error_code: str, retry_after: str | None) -> None:
+def test_endpoint_failures(
+    predict: ModuleType, event: Any, code: str, http_status: int, status: int, error_code: str, retry_after: str | None
+) -> None:
     original = predict.endpoint
     predict.endpoint = failing_endpoint(code, http_status)
     try:
@@ -181,8 +197,9 @@ def test_unexpected_bug_is_a_generic_500_without_internals(predict: ModuleType, 
     assert "internal secret detail" not in json.dumps(lines)
 
 
-def test_logs_carry_the_correlation_id_and_never_the_text(predict: ModuleType, moto_endpoint: Any, event: Any,
-                                                          log_lines: Any) -> None:
+def test_logs_carry_the_correlation_id_and_never_the_text(
+    predict: ModuleType, moto_endpoint: Any, event: Any, log_lines: Any
+) -> None:
     moto_endpoint("positive")
     call(predict, event("predict-positive"))
     call(predict, event("predict-schema-violation"))
@@ -195,8 +212,9 @@ def test_logs_carry_the_correlation_id_and_never_the_text(predict: ModuleType, m
     assert "absolutely love" not in logged
 
 
-def test_emits_request_error_and_label_metrics(predict: ModuleType, moto_endpoint: Any, event: Any,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_emits_request_error_and_label_metrics(
+    predict: ModuleType, moto_endpoint: Any, event: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     moto_endpoint("negative")
     call(predict, event("predict-negative"))
     call(predict, event("predict-oversize"))
@@ -240,8 +258,9 @@ def test_over_the_limit_is_429_and_other_users_are_unaffected(aws: None, event: 
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("open", 400), ("closed", 503)])
-def test_rate_limit_store_failure_follows_the_fail_mode(aws: None, event: Any, mode: str, expected: int,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_rate_limit_store_failure_follows_the_fail_mode(
+    aws: None, event: Any, mode: str, expected: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     module = load_function("predict", {"RATE_LIMIT_FAIL_MODE": mode, "RATE_LIMIT_TABLE_NAME": "no-such-table"})
     status, headers, body = call(module, event("predict-invalid-json"))
     assert status == expected

@@ -26,8 +26,9 @@ def test_valid_body() -> None:
     assert parse_predict_request('{"text": "great"}', False, "application/json").text == "great"
 
 
-@pytest.mark.parametrize("content_type", [None, "", "application/json", "Application/JSON; charset=utf-8",
-                                          "application/vnd.api+json"])
+@pytest.mark.parametrize(
+    "content_type", [None, "", "application/json", "Application/JSON; charset=utf-8", "application/vnd.api+json"]
+)
 def test_accepted_content_types(content_type: str | None) -> None:
     assert parse_predict_request('{"text": "ok"}', False, content_type).text == "ok"
 

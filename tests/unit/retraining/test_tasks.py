@@ -21,10 +21,17 @@ from sentiment_core.contract import SMOKE_TEXTS
 from tests.helpers import FakeContext, load_function
 
 BUCKET = "sentiment-data-unit"
-ENV = {"POWERTOOLS_SERVICE_NAME": "sentiment-api", "POWERTOOLS_TRACE_DISABLED": "true", "STAGE": "test",
-       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-GOOD = "text,label\n" + "".join(f'"t {i}, ok",{label}\n' for label in ("negative", "neutral", "positive")
-                                for i in range(3))
+ENV = {
+    "POWERTOOLS_SERVICE_NAME": "sentiment-api",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "STAGE": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+GOOD = "text,label\n" + "".join(
+    f'"t {i}, ok",{label}\n' for label in ("negative", "neutral", "positive") for i in range(3)
+)
 
 
 @pytest.fixture
@@ -39,13 +46,20 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def validate(s3: Any, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return load_function("validate_dataset", {**ENV, "DATA_BUCKET": BUCKET, "MAX_DATASET_BYTES": "4096",
-                                              "JOB_NAME_PREFIX_SCOPE": "sentiment-"})
+    return load_function(
+        "validate_dataset",
+        {**ENV, "DATA_BUCKET": BUCKET, "MAX_DATASET_BYTES": "4096", "JOB_NAME_PREFIX_SCOPE": "sentiment-"},
+    )
 
 
 def event(key: str = "training/data.csv", **changes: Any) -> dict[str, Any]:
-    return {"training_data_s3_uri": f"s3://{BUCKET}/{key}", "job_name_prefix": "sentiment-prod",
-            "min_rows_per_class": 3, "execution_start_time": "2026-01-05T03:04:05.678Z", **changes}
+    return {
+        "training_data_s3_uri": f"s3://{BUCKET}/{key}",
+        "job_name_prefix": "sentiment-prod",
+        "min_rows_per_class": 3,
+        "execution_start_time": "2026-01-05T03:04:05.678Z",
+        **changes,
+    }
 
 
 def put(s3: Any, body: bytes | str, key: str = "training/data.csv") -> None:
@@ -56,11 +70,14 @@ def put(s3: Any, body: bytes | str, key: str = "training/data.csv") -> None:
 def test_valid_dataset_counts_hashes_and_names_the_run(validate: ModuleType, s3: Any) -> None:
     put(s3, "\ufeff" + GOOD)  # a BOM is tolerated
     result = validate.validate_dataset(event(), FakeContext())
-    assert result["run"] == {"run_id": "20260105-030405", "model_version": "sentiment-prod-20260105-030405",
-                             "automl_job_name": "sentiment-prod-20260105-030405",
-                             "model_name": "sentiment-prod-20260105-030405",
-                             "endpoint_config_name": "sentiment-prod-20260105-030405",
-                             "endpoint_name": "sentiment-prod-20260105-030405"}
+    assert result["run"] == {
+        "run_id": "20260105-030405",
+        "model_version": "sentiment-prod-20260105-030405",
+        "automl_job_name": "sentiment-prod-20260105-030405",
+        "model_name": "sentiment-prod-20260105-030405",
+        "endpoint_config_name": "sentiment-prod-20260105-030405",
+        "endpoint_name": "sentiment-prod-20260105-030405",
+    }
     assert len(result["run"]["automl_job_name"]) <= 32
     dataset = result["dataset"]
     assert dataset["rows_per_class"] == {"negative": 3, "neutral": 3, "positive": 3} and dataset["rows"] == 9
@@ -122,26 +139,42 @@ def test_invalid_requests_raise(validate: ModuleType, s3: Any, changes: dict[str
 
 
 # ---- release_model -------------------------------------------------------------------------------------
-TEMPLATE = json.dumps({
-    "Parameters": {"Stage": {"Type": "String"}, "SageMakerEndpointName": {"Type": "String"},
-                   "PreviousSageMakerEndpointName": {"Type": "String", "Default": ""}},
-    "Resources": {"P": {"Type": "AWS::SSM::Parameter", "Properties": {
-        "Name": "/unit/endpoint", "Type": "String", "Value": {"Ref": "SageMakerEndpointName"}}}},
-})
+TEMPLATE = json.dumps(
+    {
+        "Parameters": {
+            "Stage": {"Type": "String"},
+            "SageMakerEndpointName": {"Type": "String"},
+            "PreviousSageMakerEndpointName": {"Type": "String", "Default": ""},
+        },
+        "Resources": {
+            "P": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": "/unit/endpoint", "Type": "String", "Value": {"Ref": "SageMakerEndpointName"}},
+            }
+        },
+    }
+)
 
 
 @pytest.fixture
 def stack(s3: Any) -> Any:
     cloudformation = boto3.client("cloudformation")
-    cloudformation.create_stack(StackName="sentiment-api-unit", TemplateBody=TEMPLATE, Parameters=[
-        {"ParameterKey": "Stage", "ParameterValue": "prod"},
-        {"ParameterKey": "SageMakerEndpointName", "ParameterValue": "old-endpoint"}])
+    cloudformation.create_stack(
+        StackName="sentiment-api-unit",
+        TemplateBody=TEMPLATE,
+        Parameters=[
+            {"ParameterKey": "Stage", "ParameterValue": "prod"},
+            {"ParameterKey": "SageMakerEndpointName", "ParameterValue": "old-endpoint"},
+        ],
+    )
     return cloudformation
 
 
 def release_module(monkeypatch: pytest.MonkeyPatch, role_arn: str) -> ModuleType:
-    return load_function("release_model", {**ENV, "STACK_NAME": "sentiment-api-unit",
-                                           "CLOUDFORMATION_ROLE_ARN": role_arn, "STAGE": "prod"})
+    return load_function(
+        "release_model",
+        {**ENV, "STACK_NAME": "sentiment-api-unit", "CLOUDFORMATION_ROLE_ARN": role_arn, "STAGE": "prod"},
+    )
 
 
 def parameters(cloudformation: Any) -> dict[str, str]:
@@ -154,8 +187,11 @@ def test_release_updates_only_the_endpoint_parameters(stack: Any, monkeypatch: p
     result = release.release_model({"endpoint_name": "new-endpoint", "run_id": "20260105-030405"}, FakeContext())
     assert result["mode"] == "stack-update" and result["previous_endpoint"] == "old-endpoint"
     assert result["client_request_token"] == "release-20260105-030405"
-    assert parameters(stack) == {"Stage": "prod", "SageMakerEndpointName": "new-endpoint",
-                                 "PreviousSageMakerEndpointName": "old-endpoint"}
+    assert parameters(stack) == {
+        "Stage": "prod",
+        "SageMakerEndpointName": "new-endpoint",
+        "PreviousSageMakerEndpointName": "old-endpoint",
+    }
 
 
 def test_release_refuses_a_busy_stack_and_a_live_endpoint(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,9 +200,20 @@ def test_release_refuses_a_busy_stack_and_a_live_endpoint(stack: Any, monkeypatc
         release.release_model({"endpoint_name": "old-endpoint", "run_id": "r1"}, FakeContext())
     client = boto3.client("cloudformation")
     stubber = Stubber(client)
-    stubber.add_response("describe_stacks", {"Stacks": [{
-        "StackName": "sentiment-api-unit", "StackId": "id", "CreationTime": "2026-01-01T00:00:00Z",
-        "StackStatus": "UPDATE_IN_PROGRESS", "Parameters": []}]})
+    stubber.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "sentiment-api-unit",
+                    "StackId": "id",
+                    "CreationTime": "2026-01-01T00:00:00Z",
+                    "StackStatus": "UPDATE_IN_PROGRESS",
+                    "Parameters": [],
+                }
+            ]
+        },
+    )
     with stubber, pytest.raises(release_task.StackNotReady, match="UPDATE_IN_PROGRESS"):
         release_task.release({"endpoint_name": "new", "run_id": "r2"}, release.settings.release, client)
 
@@ -210,8 +257,7 @@ def answers(smoke: ModuleType, **overrides: Any) -> dict[str, Any]:
 
 def test_smoke_test_passes_and_reports_each_probe(smoke: ModuleType) -> None:
     result = smoke.smoke_test("new-endpoint", Runtime(answers(smoke)))
-    assert [(p["expected"], p["got"]) for p in result["probes"]] == [
-        (label, label) for label in SMOKE_TEXTS]
+    assert [(p["expected"], p["got"]) for p in result["probes"]] == [(label, label) for label in SMOKE_TEXTS]
 
 
 def test_unreadable_answer_fails_the_smoke_test(smoke: ModuleType) -> None:
