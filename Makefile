@@ -12,8 +12,9 @@ BASELINE_DIR ?= .cache/model
 PORT      ?= 3000
 MODEL_PORT ?= 8080
 SUB       ?= alice
-# make test fails when line coverage of the shipped code (pyproject [tool.coverage]) drops below this.
-COVERAGE_FLOOR ?= 80
+# make test fails when line coverage of the shipped code (pyproject [tool.coverage]) drops below this
+# (89.8 % when it was set).
+COVERAGE_FLOOR ?= 89
 REGION    ?= us-east-1
 # sam build needs a working python3.12 on PATH (the pyenv shim alone fails): put the real one first.
 PY312_DIR := $(shell dirname "$$(scripts/find-python.sh 3.12 2>/dev/null || echo /nonexistent/python3.12)")

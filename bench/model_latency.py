@@ -22,10 +22,10 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 
@@ -64,22 +64,9 @@ def stats(ms: list[float]) -> dict[str, float]:
             "mean": statistics.fmean(ms), "n": len(ms)}  # fmt: skip
 
 
-@contextmanager
-def env(**values: str | None) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def env(**values: str | None) -> Any:
+    """The process environment with ``values`` set (None: left as it is), restored afterwards."""
+    return patch.dict(os.environ, {k: v for k, v in values.items() if v is not None})
 
 
 def timed_calls(predict: Callable[[list[str]], Any], texts: list[str], calls: int, offset: int = 0) -> list[float]:

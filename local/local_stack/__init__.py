@@ -1,5 +1,7 @@
 """The local stack: an HTTP API emulator (API Gateway HTTP API + JWT authorizer) that drives the unchanged
-Lambda handler, a development identity provider, and a SageMaker-compatible model server.
+Lambda handlers, a development identity provider, a SageMaker-compatible model server and a local DynamoDB.
+Routes, handlers, layers, environment variables and table keys are read from template.yaml (template), and
+handlers are loaded as the Lambda runtime loads them (runtime).
 
 Run it with ``python -m local_stack serve``; mint a token with ``python -m local_stack token``.
 """

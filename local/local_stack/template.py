@@ -51,7 +51,7 @@ def load(path: Path = TEMPLATE) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class RouteSpec:
     method: str
     path: str
     scopes: tuple[str, ...]  # AuthorizationScopes, resolved
@@ -66,7 +66,7 @@ class Function:
     environment: Mapping[str, Any]  # Globals + the function's own, unresolved
     timeout_s: float
     memory_mb: int
-    routes: tuple[Route, ...]
+    routes: tuple[RouteSpec, ...]
     parameter_defaults: Mapping[str, str]
 
     @property
@@ -105,14 +105,14 @@ def resolve(value: Any, refs: Mapping[str, str]) -> str:
     raise KeyError(f"cannot resolve {value!r} locally")
 
 
-def _routes(properties: Mapping[str, Any], refs: Mapping[str, str]) -> tuple[Route, ...]:
+def _routes(properties: Mapping[str, Any], refs: Mapping[str, str]) -> tuple[RouteSpec, ...]:
     routes = []
     for event in (properties.get("Events") or {}).values():
         if event.get("Type") != "HttpApi":
             continue
         spec = event["Properties"]
         scopes = tuple(resolve(s, refs) for s in (spec.get("Auth") or {}).get("AuthorizationScopes", []))
-        routes.append(Route(spec["Method"].upper(), spec["Path"], scopes))
+        routes.append(RouteSpec(spec["Method"].upper(), spec["Path"], scopes))
     return tuple(routes)
 
 

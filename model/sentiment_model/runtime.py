@@ -269,7 +269,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
-def _pad(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def tokenize(tokenizer: Any, texts: Sequence[str]) -> list[Any]:
+    """The tokenizer's encodings of ``texts`` (truncated to the tokenizer's max length)."""
+    return list(tokenizer.encode_batch([_safe_text(t) for t in texts]))
+
+
+def pad(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``input_ids`` and ``attention_mask`` (int64), padded with 0 to the longest of ``encodings``."""
     width = max(1, max(len(e.ids) for e in encodings))
     ids = np.zeros((len(encodings), width), dtype=np.int64)
     mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -293,10 +299,6 @@ class OnnxTransformerModel:
     batch_size: int
     threads: int
 
-    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """``input_ids`` and ``attention_mask`` (int64), padded with 0 to the longest sequence of ``texts``."""
-        return _pad(self.tokenizer.encode_batch([_safe_text(t) for t in texts]))
-
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         if not all(isinstance(t, str) for t in texts):
@@ -304,13 +306,13 @@ class OnnxTransformerModel:
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
             return out
-        encodings = self.tokenizer.encode_batch([_safe_text(t) for t in texts])
+        encodings = tokenize(self.tokenizer, texts)
         order = list(range(len(texts)))
         if self.batch_size > 1 and len(texts) > self.batch_size:  # similar lengths together: less padding
             order.sort(key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            ids, mask = _pad([encodings[i] for i in idx])
+            ids, mask = pad([encodings[i] for i in idx])
             (logits,) = self.session.run([ONNX_OUTPUT], {"input_ids": ids, "attention_mask": mask})
             out[idx] = logits
         return out
