@@ -37,6 +37,15 @@ echo "==> build"
 echo "==> deploy (watch the canary with: deploy/status.sh $env)"
 "$SAM" deploy --config-env "$env" "$@"
 
+# The governance processing jobs run the code under s3://<DataBucket>/code/ (governance/ and the
+# sentiment_core it imports): publish the bundle of this checkout with every deploy, so code and state machine
+# never drift apart.
+echo "==> governance code"
+data_bucket=$(aws cloudformation describe-stack-resource --stack-name "$stack" --logical-resource-id DataBucket \
+  --query StackResourceDetail.PhysicalResourceId --output text)
+scripts/governance-bundle.sh .aws-sam/governance-code
+aws s3 sync .aws-sam/governance-code/ "s3://$data_bucket/code/" --only-show-errors
+
 echo "==> deployed"
 echo "dashboard: $(output "$stack" DashboardUrl)"
 echo "alias live: version $(aws lambda get-alias --function-name "$(output "$stack" PredictFunctionName)" \

@@ -27,8 +27,9 @@ def parse_batch(
 ) -> tuple[list[Prediction], str | None]:
     """The predictions of one batch answer, in request order, and the model version if the answer has one
     (sentiment_core.wire.parse_answers: every documented answer shape, exactly one prediction per text)."""
-    answers = wire.parse_answers(body, content_type, expected, custom_attributes)
-    return [as_prediction(a.label, a.scores) for a in answers], wire.model_version_of(answers)
+    answers = wire.parse_answers(body, content_type, expected)
+    version = wire.model_version_of(answers) or wire.custom_attribute(custom_attributes, "model_version")
+    return [as_prediction(a.label, a.scores) for a in answers], version
 
 
 def batches(texts: Sequence[str], size: int = BATCH_SIZE) -> Iterator[list[str]]:

@@ -131,6 +131,9 @@ def test_script_engine_runs_the_project_analysis_against_the_live_endpoint(world
     inputs = {i["InputName"]: i["S3Input"] for i in job["ProcessingInputs"]}
     assert inputs["code"]["S3Uri"] == f"s3://{DATA_BUCKET}/code/governance/"
     assert inputs["code"]["LocalPath"] == "/opt/ml/processing/input/code/governance"
+    # the shared wire format and constants beside it (scripts/governance-bundle.sh), on the same PYTHONPATH
+    assert inputs["core"]["S3Uri"] == f"s3://{DATA_BUCKET}/code/sentiment_core/"
+    assert inputs["core"]["LocalPath"] == "/opt/ml/processing/input/code/sentiment_core"
     assert inputs["data"]["S3Uri"] == EVAL_URI
     (output,) = job["ProcessingOutputConfig"]["Outputs"]
     assert output["S3Output"]["S3Uri"] == f"s3://{REPORTS_BUCKET}/governance/{date}/"

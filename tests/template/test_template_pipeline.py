@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sentiment_core.settings import ConfigurationError
 
 from tests.template.cfn_helpers import as_list, of_type, policy_statements, resolve_sub
 from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT
@@ -325,3 +326,31 @@ def test_new_functions_use_the_layers_and_their_own_log_group(resources: dict[st
     assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"]
     group = props["LoggingConfig"]["LogGroup"]["Ref"]
     assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+#: What each retraining task reads (functions/retraining/retraining/config.py), besides the Globals.
+RETRAINING_VARIABLES = {
+    "ValidateDatasetFunction": ({"DATA_BUCKET", "TRAINING_PREFIX", "JOB_NAME_PREFIX_SCOPE"}, "dataset"),
+    "SmokeTestEndpointFunction": (set(), None),
+    "ReleaseModelFunction": ({"STACK_NAME", "CLOUDFORMATION_ROLE_ARN"}, "release"),
+}
+
+
+@pytest.mark.parametrize("function", sorted(RETRAINING_VARIABLES))
+def test_each_retraining_function_gets_only_its_tasks_variables(sam_template: dict[str, Any], function: str) -> None:
+    """One CodeUri and one configuration type, but not one environment: the function that parses untrusted
+    CSV does not hold the deployment role's ARN, and each task's section of the configuration is complete."""
+    from retraining.config import RetrainingSettings
+
+    from tests.helpers import function_env
+
+    names, section = RETRAINING_VARIABLES[function]
+    own = (sam_template["Resources"][function]["Properties"].get("Environment") or {}).get("Variables", {})
+    assert set(own) == names
+    settings = RetrainingSettings.from_env(function_env(function))
+    for other in ("dataset", "release"):
+        if other == section:
+            assert getattr(settings, other) is not None
+        else:
+            with pytest.raises(ConfigurationError):
+                getattr(settings, other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -118,10 +119,10 @@ def test_sam_build_artefact_layout(
     core, api = build_dir / "CoreLayer" / "python", build_dir / "ApiLayer" / "python"
     assert (core / "sentiment_core" / "__init__.py").is_file()
     assert (core / "aws_lambda_powertools").is_dir()
+    assert (core / "aws_xray_sdk").is_dir()
     assert (api / "sentiment_api" / "__init__.py").is_file()
     assert (api / "fastjsonschema").is_dir()
-    assert (api / "aws_xray_sdk").is_dir()
-    python_dir = api
+    python_dir = core
     for layer in (core, api):
         assert not list(layer.rglob("__pycache__"))
     # wrapt is the one compiled dependency: it must be the Linux arm64 build, matching Architectures.
@@ -154,13 +155,14 @@ def test_sam_build_artefact_layout(
 
 # ---- each deployable carries what it runs ------------------------------------------------------------
 #: Imports a function's handler from its built deployable only (its CodeUri and its layers as /var/task and
-#: /opt/python), handles one request, and prints the project modules it imported. AWS is a closed port, so
-#: every call fails fast and the handler takes its error path (errors are what the request path is made of).
+#: /opt/python, then what the Lambda runtime provides: boto3, botocore and their dependencies; run with -S, so
+#: no site-packages can stand in for a dependency a layer lacks), handles one request, and prints the project
+#: modules it imported. AWS is a closed port, so every call fails fast and the handler takes its error path.
 _PROBE = r"""
 import importlib, json, sys
 paths = json.loads(sys.argv[1])
 name, attribute, event = sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-sys.path[:0] = paths["code"] + paths["third_party"] + paths["layers"]
+sys.path[:0] = paths["code"] + paths["layers"] + paths["runtime"]
 module = importlib.import_module(name)
 class Context:
     function_name, function_version, memory_limit_in_mb = "probe", "1", 512
@@ -177,6 +179,8 @@ print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values())
                          if getattr(m, "__file__", None) and m.__file__.startswith(tuple(roots))})))
 """
 PROJECT_PACKAGES = ("sentiment_core", "sentiment_api")
+#: The Lambda python3.12 runtime's own packages: the SDK and what it imports.
+LAMBDA_RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six")
 PROBE_EVENTS = {
     "PredictFunction": "predict-positive",
     "ExplainFunction": "explain",
@@ -210,7 +214,15 @@ def test_each_deployable_ships_only_what_its_handler_imports(sam_build: tuple[Pa
     from tests.helpers import TEST_REFS, function_env, load_event
 
     build_dir, _ = sam_build
-    site_packages = [p for p in sys.path if p.endswith("site-packages")]
+    runtime = build_dir.parent / "lambda-runtime"  # what the python3.12 runtime ships besides the stdlib
+    runtime.mkdir(exist_ok=True)
+    for name in LAMBDA_RUNTIME_PACKAGES:
+        found = importlib.util.find_spec(name)
+        assert found is not None and found.origin is not None, name
+        source = Path(found.origin)
+        source = source.parent if source.name == "__init__.py" else source
+        if not (runtime / source.name).exists():
+            (runtime / source.name).symlink_to(source)
     resources = template.load()["Resources"]
     report = {}
     for logical_id, function in template.functions(TEST_REFS).items():
@@ -219,7 +231,7 @@ def test_each_deployable_ships_only_what_its_handler_imports(sam_build: tuple[Pa
         layer_dirs = [build_dir / layer_id / "python" for layer_id in layer_ids]
         event = PROBE_EVENTS[logical_id]
         payload = load_event(event) if isinstance(event, str) else event
-        paths = {"code": [str(function_dir)], "third_party": site_packages, "layers": [str(d) for d in layer_dirs]}
+        paths = {"code": [str(function_dir)], "layers": [str(d) for d in layer_dirs], "runtime": [str(runtime)]}
         env = {
             **function_env(logical_id),
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9",

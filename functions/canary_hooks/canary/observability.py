@@ -1,13 +1,14 @@
-"""The one place that creates the hooks' Logger and Metrics. No Tracer: the hooks call three AWS APIs a
-handful of times per release, and X-Ray would add the SDK's import cost to every release."""
+"""The one place that creates the hooks' Logger, Metrics and Tracer. The Tracer patches botocore only, so
+each CodeDeploy, Lambda and CloudWatch call of a hook shows as a subsegment of its trace."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 logger = Logger(log_uncaught_exceptions=False)
 metrics = Metrics()
+tracer = Tracer(patch_modules=("botocore",))
 
 
 def count_verdict(verdict: str) -> None:

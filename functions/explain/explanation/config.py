@@ -19,9 +19,10 @@ class ExplainSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExplainSettings:
         env = os.environ if env is None else env
-        required(env, ("REPORTS_URI", "SAGEMAKER_ENDPOINT_NAME", *api_config.REQUIRED))
+        reports_uri = env.get("REPORTS_URI", "").strip()  # blank is missing, as an empty value is
+        required({**env, "REPORTS_URI": reports_uri}, ("REPORTS_URI", "SAGEMAKER_ENDPOINT_NAME", *api_config.REQUIRED))
         return cls(
             api=api_config.ApiSettings.from_env(env),
-            reports_uri=env_str(env, "REPORTS_URI").strip(),
+            reports_uri=reports_uri,
             live_endpoint=env_str(env, "SAGEMAKER_ENDPOINT_NAME"),
         )

@@ -71,7 +71,12 @@ def smoke_test(endpoint_name: str, client: Any) -> dict[str, Any]:
     for expected, text in SMOKE_TEXTS.items():
         answer = invoke(client, endpoint_name, text, f"smoke-test-{endpoint_name}-{expected}")
         results.append(
-            {"expected": expected, "got": answer.label, "scores": answer.scores, "model_version": answer.model_version}
+            {
+                "expected": expected,
+                "got": answer.label,
+                "scores": None if answer.scores is None else {k: round(v, 6) for k, v in answer.scores.items()},
+                "model_version": answer.model_version,
+            }
         )
         if answer.label != expected:
             failures.append(f"{expected} probe answered {answer.label}")

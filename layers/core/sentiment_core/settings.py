@@ -22,16 +22,18 @@ def required(env: Mapping[str, str], names: Iterable[str]) -> None:
 
 
 def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> str:
-    """A string setting; without a default it is required."""
-    value = env.get(name) or default
-    if value is None:
-        raise ConfigurationError(f"missing required environment variable: {name}")
-    return value
+    """A string setting. Without a default it is required (absent or empty fails); with one, the default
+    applies only when the variable is absent (an empty value is a value)."""
+    if default is None:
+        required(env, (name,))
+        return env[name]
+    return env.get(name, default)
 
 
 def env_choice(env: Mapping[str, str], name: str, default: str, choices: Iterable[str]) -> str:
+    """One of ``choices``; the default applies only when the variable is absent (empty fails)."""
     allowed = tuple(choices)
-    value = env.get(name) or default
+    value = env.get(name, default)
     if value not in allowed:
         raise ConfigurationError(f"{name}={value!r} must be {' or '.join(repr(c) for c in allowed)}")
     return value

@@ -12,7 +12,7 @@ Answers, by their ``ContentType``:
    "model_version"}`` (the Autopilot inference keys, ``SAGEMAKER_INFERENCE_OUTPUT=predicted_label,probability,
    probabilities,labels``; all but ``predicted_label`` optional), ``{"predictions": [<object>, ...]}`` or a
    plain list of objects;
-2. ``application/jsonlines``: one object per line;
+2. ``application/jsonlines``: one object per line (a single line is read like 1.);
 3. ``text/csv``: one row per text, ``predicted_label[,probability[,"[p1, p2, p3]","['l1', 'l2', 'l3']"]]``.
 
 Anything else, a label outside LABELS or a number of predictions other than the number of texts sent is a
@@ -156,9 +156,8 @@ def _items(text: str, media_type: str) -> list[Any]:
             raise WireError("the answer is not valid CSV") from None
         return [dict(zip(CSV_ANSWER_KEYS, row)) for row in rows]  # noqa: B905 - rows may have fewer fields
     try:
-        if media_type in JSON_LINES:
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        document = json.loads(text)
+        documents = [json.loads(line) for line in text.splitlines() if line.strip()] if media_type in JSON_LINES else []
+        document = documents[0] if len(documents) == 1 else json.loads(text) if not documents else documents
     except json.JSONDecodeError:
         raise WireError("the answer is not valid JSON") from None
     if isinstance(document, dict) and isinstance(document.get("predictions"), list):

@@ -22,8 +22,18 @@ def test_numbers_use_the_default_and_check_the_range() -> None:
 
 def test_strings_and_choices() -> None:
     assert env_str({}, "S", "default") == "default"
-    with pytest.raises(ConfigurationError, match="missing required environment variable: S"):
+    with pytest.raises(ConfigurationError, match="missing required environment variables: S"):
         env_str({}, "S")
+    with pytest.raises(ConfigurationError, match="missing required environment variables: S"):
+        env_str({"S": ""}, "S")
     assert env_choice({"M": "closed"}, "M", "open", ("open", "closed")) == "closed"
     with pytest.raises(ConfigurationError, match="M='maybe' must be 'open' or 'closed'"):
         env_choice({"M": "maybe"}, "M", "open", ("open", "closed"))
+
+
+def test_a_default_applies_only_to_an_absent_variable() -> None:
+    """An empty value is a value: a fail mode or verdict set to "" fails at cold start instead of quietly
+    taking the default (e.g. failing open)."""
+    assert env_str({"P": ""}, "P", "training/") == ""
+    with pytest.raises(ConfigurationError, match="M='' must be 'open' or 'closed'"):
+        env_choice({"M": ""}, "M", "open", ("open", "closed"))

@@ -78,6 +78,8 @@ def test_reports_uri_is_required() -> None:
     with pytest.raises(ConfigurationError, match="REPORTS_URI"):
         ExplainSettings.from_env({k: v for k, v in base.items() if k != "REPORTS_URI"})
     assert ExplainSettings.from_env({**base, "REPORTS_URI": " s3://b/p/ "}).reports_uri == "s3://b/p/"
+    with pytest.raises(ConfigurationError, match="REPORTS_URI"):
+        ExplainSettings.from_env({**base, "REPORTS_URI": "   "})
 
 
 def test_store_from_uri() -> None:

@@ -21,6 +21,13 @@ from governance.importance import Prediction, tokens
 from governance.report import write_report
 from governance import clarify, predictors  # importable without boto3 (imported lazily)
 
+# the shared wire format (sentiment_core.wire, in the bundle) reads both answer formats under 3.9
+row = b'positive,0.7,"[0.1, 0.2, 0.7]","[\'negative\', \'neutral\', \'positive\']"\n'
+got, version = predictors.parse_batch(row, "text/csv", 1, "model_version=v3")
+assert (got[0].label, got[0].probabilities["positive"], version) == ("positive", 0.7, "v3"), got
+got, _ = predictors.parse_batch(b'{"predictions": [{"predicted_label": "Neutral"}]}', "application/json", 1)
+assert got[0].label == "neutral" and got[0].probabilities["neutral"] == 1.0
+
 def model(texts):
     out = []
     for text in texts:

@@ -52,3 +52,8 @@ def test_handler_import_fails_loudly_without_configuration(monkeypatch: pytest.M
 
     with pytest.raises(ConfigurationError):
         load_function("predict", {"SAGEMAKER_ENDPOINT_NAME": ""})
+
+
+def test_an_empty_fail_mode_fails_instead_of_failing_open() -> None:
+    with pytest.raises(ConfigurationError, match="RATE_LIMIT_FAIL_MODE"):
+        load_settings(BASE | {"RATE_LIMIT_FAIL_MODE": ""})

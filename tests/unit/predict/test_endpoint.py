@@ -213,3 +213,18 @@ def test_read_timeout_is_504_after_bounded_attempts(silent_server: tuple[str, li
     with pytest.raises(ModelTimeout):
         SageMakerEndpoint(client, "ep").classify("hi", "cid-12345678")
     assert len(accepted) == 2  # the first try and exactly one retry
+
+
+def test_answer_shapes_shared_with_the_governance_reader() -> None:
+    """One wire format (sentiment_core.wire): a one-element JSON list and a JSON-lines answer holding the
+    predictions wrapper are read; more or fewer predictions than texts are a ModelError."""
+    assert parse_answer(b'[{"predicted_label": "positive"}]', "application/json").label == "positive"
+    wrapped = b'{"predictions": [{"predicted_label": "neutral"}]}\n'
+    assert parse_answer(wrapped, "application/jsonlines").label == "neutral"
+    with pytest.raises(ModelError):
+        parse_answer(b'[{"predicted_label": "positive"}, {"predicted_label": "neutral"}]', "application/json")
+
+
+def test_a_csv_field_over_the_csv_module_limit_is_a_model_error() -> None:
+    with pytest.raises(ModelError):
+        parse_answer(b'positive,"' + b"x" * 200_000 + b'"\n', "text/csv")
