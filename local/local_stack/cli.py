@@ -74,8 +74,8 @@ def start_model_server(model_dir: Path, port: int, fault_injection: bool = False
     # Imported here, not at the top: `token` must not need the model's dependencies (scikit-learn …).
     from sentiment_model.runtime import load_model
 
-    from .model_server import CorrelationIdFaults
-    from .model_server import create_app as create_model_app
+    from .model_server.app import create_app as create_model_app
+    from .model_server.faults import CorrelationIdFaults
 
     model = load_model(model_dir)
     app = create_model_app(model, ENDPOINT_NAME, faults=CorrelationIdFaults() if fault_injection else None)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 from local_stack.idp import DevIdentityProvider
-from local_stack.model_server import FAULT_KINDS
+from local_stack.model_server.faults import FAULT_KINDS
 
 if TYPE_CHECKING:
     from tests.local.conftest import RunningStack

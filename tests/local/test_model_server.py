@@ -24,7 +24,7 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from local_stack.model_server import (
+from local_stack.model_server.app import (
     CUSTOM_ATTRIBUTES,
     MAX_PAYLOAD_BYTES,
     Faults,

@@ -1,53 +1,14 @@
-"""A SageMaker-compatible model server (werkzeug WSGI) for the local stack.
-
-``python -m local_stack.model_server --host 127.0.0.1 --port 8080 --model-dir model/artefacts/minilm-sentiment
---endpoint-name sentiment-local``
-
-It speaks
-- the SageMaker runtime API: ``POST /endpoints/{name}/invocations`` (what boto3's ``sagemaker-runtime``
-  ``invoke_endpoint`` calls when ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` points here), and
-- the SageMaker container contract: ``GET /ping`` and ``POST /invocations``.
-
-Requests: ``text/csv`` (one or more RFC 4180 records, one text per record, UTF-8) or ``application/json``
-(``{"text": "..."}`` or ``{"instances": [{"text": "..."}, ...]}``). Answers are ``application/json``:
-one object ``{"predicted_label", "probability", "probabilities", "labels", "model_version"}`` for a single
-text (one CSV record or ``{"text": ...}``), ``{"predictions": [...]}`` for several CSV records or any
-``instances`` request. The model version is also sent as
-``X-Amzn-SageMaker-Custom-Attributes: model_version=<v>`` (boto3's ``CustomAttributes``).
-
-Errors are shaped like the SageMaker runtime's (rest-json: ``x-amzn-ErrorType`` header and a body
-``{"__type", "message"}``), so botocore raises a ``ClientError`` with that code:
-
-- unknown endpoint name: 400 ``ValidationError``;
-- undecodable/malformed body: 400 ``ModelError`` (with ``OriginalStatusCode``/``OriginalMessage`` like
-  SageMaker's, which reports container failures as ``ModelError``);
-- unsupported ``Content-Type``: 415, unacceptable ``Accept``: 406, body over 6 MiB: 413 (all ``ModelError``);
-- anything unexpected: 500 ``InternalFailure`` with a generic message (details only in the log).
-
-One log line per request (method, path, status, number of texts, duration, correlation id); never the text.
-Fault injection: ``app.faults`` is consulted before each invocation (see :class:`Faults`). The default injects
-nothing. ``--enable-fault-injection`` (here, or on ``python -m local_stack serve``) installs
-:class:`CorrelationIdFaults`: an invocation whose correlation id (``CustomAttributes: correlation_id=...``, which
-the predict function fills from the client's ``x-correlation-id``) is ``fault-<kind>-<anything>`` gets that
-fault (throttling, 5xx, timeout, connection reset, unusable answers; see ``FAULT_KINDS``). Never on by default.
-"""
+"""The SageMaker-compatible model server's WSGI app (werkzeug). Package docstring: the contract."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
-import signal
-import socket
-import struct
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from sentiment_core import wire
@@ -56,9 +17,9 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from .servers import QuietRequestHandler
+from ..servers import QuietRequestHandler
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("local_stack.model_server")  # one logger for the server, whatever module logs
 
 DEFAULT_ENDPOINT_NAME = "sentiment-local"
 ACCOUNT_ID = "000000000000"  # what appears in "Endpoint x of account ... not found."
@@ -111,83 +72,6 @@ class InvocationError(Exception):
 
 def model_error(status: int, message: str) -> InvocationError:
     return InvocationError(status, "ModelError", message)
-
-
-# --- fault injection (tests only; off unless the server is started with --enable-fault-injection) ----------
-
-FAULT_PREFIX = "fault-"
-
-
-class InjectedConnectionReset(ConnectionResetError):
-    """Raised after the connection was torn down on purpose. A ``ConnectionError``: werkzeug treats it as a
-    dropped connection (nothing to answer, nothing logged at ERROR)."""
-
-
-class CorrelationIdFaults(Faults):
-    """Injects the fault named by the invocation's correlation id: ``fault-<kind>-<anything>``.
-
-    The kinds mirror what the SageMaker runtime can do to a caller (error codes and statuses from the
-    ``sagemaker-runtime`` API model); an unknown kind injects nothing, so a client cannot make the server
-    fail in an undocumented way. ``timeout_s`` is how long ``timeout`` sleeps: longer than the predict
-    function's read timeout (0.5 s) on every attempt.
-    """
-
-    def __init__(self, timeout_s: float = 1.5, slow_s: float = 0.15) -> None:
-        self.timeout_s = timeout_s
-        self.slow_s = slow_s
-
-    def kind_of(self, request: Request) -> str | None:
-        correlation_id = _correlation_id(request.headers.get(CUSTOM_ATTRIBUTES))
-        if not correlation_id.startswith(FAULT_PREFIX):
-            return None
-        kind = correlation_id[len(FAULT_PREFIX) :].split("-", 1)[0]
-        return kind if kind in FAULT_KINDS else None
-
-    def before_invocation(self, request: Request, endpoint_name: str | None) -> Response | None:
-        kind = self.kind_of(request)
-        if kind is None:
-            return None
-        log.warning(
-            "fault injected: %s correlation_id=%s", kind, _correlation_id(request.headers.get(CUSTOM_ATTRIBUTES))
-        )
-        if kind in _ERROR_FAULTS:
-            raise InvocationError(*_ERROR_FAULTS[kind])
-        if kind == "timeout":
-            time.sleep(self.timeout_s)  # the caller gives up first; the late answer goes nowhere
-            return None
-        if kind == "slow":
-            time.sleep(self.slow_s)  # within the caller's budget: still a 200
-            return None
-        if kind == "reset":
-            reset_connection(request)
-        if kind == "garbage":
-            return Response(b"\x00not json\xff", status=200, mimetype=JSON)
-        if kind == "badlabel":
-            return Response(json.dumps({"predicted_label": "sarcastic", "probability": 0.9}), status=200, mimetype=JSON)
-        return None
-
-
-#: kind -> (status, SageMaker error type, message) for the faults that are error answers.
-_ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
-    "throttle": (400, "ThrottlingException", "Rate exceeded (injected)."),
-    "unavailable": (503, "ServiceUnavailable", "Service unavailable (injected)."),
-    "notready": (429, "ModelNotReadyException", "Model not ready (injected)."),
-    "internal": (500, "InternalFailure", "An internal error occurred (injected)."),
-    "modelerror": (424, "ModelError", "The model container failed (injected)."),
-    "dependency": (530, "InternalDependencyException", "Internal dependency failed (injected)."),
-}
-FAULT_KINDS = frozenset({*_ERROR_FAULTS, "timeout", "slow", "reset", "garbage", "badlabel"})
-
-
-def reset_connection(request: Request) -> NoReturn:
-    """Aborts the TCP connection: SO_LINGER 0 makes the close a reset, shutdown stops both directions now.
-    The request body is consumed first, so that the server cannot mistake its bytes for a next request."""
-    request.get_data()
-    sock = request.environ.get("werkzeug.socket")
-    if isinstance(sock, socket.socket):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.shutdown(socket.SHUT_RDWR)
-    raise InjectedConnectionReset("connection reset (injected)")
 
 
 # --- request parsing ------------------------------------------------------------------------------------
@@ -261,8 +145,8 @@ class ModelServer:
             response = self.dispatch(request, stats)
         except InvocationError as exc:
             response = self.error_response(exc)
-        except InjectedConnectionReset:
-            raise  # nothing can be answered on a reset connection (werkzeug drops it quietly)
+        except ConnectionResetError:
+            raise  # a connection torn down (faults.reset_connection): nothing to answer, werkzeug drops it
         except Exception:  # last resort: a generic 500; the traceback goes to the log only
             log.exception("unhandled error request_id=%s", request_id)
             response = self.error_response(InvocationError(500, "InternalFailure", "An internal error occurred."))
@@ -274,7 +158,7 @@ class ModelServer:
             response.status_code,
             stats["texts"],
             (time.perf_counter() - started) * 1000,
-            _correlation_id(request.headers.get(CUSTOM_ATTRIBUTES)),
+            correlation_id_of(request.headers.get(CUSTOM_ATTRIBUTES)),
             request_id,
         )
         return response(environ, start_response)
@@ -344,7 +228,8 @@ def _log_safe(value: str, limit: int) -> str:
     return _SAFE_LOG_VALUE.sub("?", value[:limit])
 
 
-def _correlation_id(custom_attributes: str | None) -> str:
+def correlation_id_of(custom_attributes: str | None) -> str:
+    """The request's correlation id, safe to log ("-" when none)."""
     value = wire.custom_attribute(custom_attributes, "correlation_id")
     return _log_safe(value, 128) if value else "-"
 
@@ -355,50 +240,3 @@ def _correlation_id(custom_attributes: str | None) -> str:
 def serve(app: ModelServer, host: str, port: int) -> Any:
     """A threaded werkzeug server for ``app`` (not started; port 0 picks a free port)."""
     return make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="SageMaker-compatible local model server.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    parser.add_argument("--model-dir", type=Path, default=Path(".cache") / "model")
-    parser.add_argument("--endpoint-name", default=DEFAULT_ENDPOINT_NAME)
-    parser.add_argument("--log-level", default="INFO")
-    parser.add_argument(
-        "--enable-fault-injection",
-        action="store_true",
-        help="tests only: inject the fault named by a correlation id fault-<kind>-... (off by default)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-    from sentiment_model.runtime import ModelArtifactError, load_model
-
-    try:
-        model = load_model(args.model_dir)
-    except ModelArtifactError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    faults = CorrelationIdFaults() if args.enable_fault_injection else None
-    server = serve(create_app(model, args.endpoint_name, faults=faults), args.host, args.port)
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    print(
-        f"model server: http://{args.host}:{server.server_port} endpoint={args.endpoint_name} "
-        f"model_version={model.version}" + (" FAULT INJECTION ENABLED" if faults else ""),
-        flush=True,
-    )
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
