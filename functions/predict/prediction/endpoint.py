@@ -13,7 +13,9 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    IncompleteReadError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 from sentiment_api.errors import ModelError, ModelTimeout, ModelUnavailable
 from sentiment_core import wire
@@ -30,15 +32,17 @@ class SentimentEndpoint(Protocol):
 
 def read_answer(body: bytes, content_type: str | None, custom_attributes: str | None = None) -> Prediction:
     """The one prediction of an answer, scores rounded to 6 digits; anything unusable is a ModelError (502).
-    A model_version in the answer wins over the one in CustomAttributes (kept to the schema's 128 characters)."""
+    A model_version in the answer wins over the one in CustomAttributes; either is cut to the schema's 128
+    characters (an over-long version is no reason to refuse a good prediction)."""
     try:
         prediction = wire.parse_answer(body, content_type)
     except wire.WireError:
         raise ModelError() from None
     version = prediction.model_version
     if version is None:
-        attribute = wire.custom_attribute(custom_attributes, "model_version")
-        version = attribute[:MAX_MODEL_VERSION_CHARS] if attribute else None
+        version = wire.custom_attribute(custom_attributes, "model_version")
+    if version is not None and len(version) > MAX_MODEL_VERSION_CHARS:
+        version = version[:MAX_MODEL_VERSION_CHARS]  # the documented shape; the label and scores are still good
     scores = None if prediction.scores is None else {k: round(v, 6) for k, v in prediction.scores.items()}
     return replace(prediction, scores=scores, model_version=version)
 
@@ -54,8 +58,8 @@ def map_client_error(exc: Exception) -> Exception:
         return ModelTimeout()
     if isinstance(exc, EndpointConnectionError):
         return ModelUnavailable(retry_after_s=2)
-    if isinstance(exc, ConnectionClosedError):
-        return ModelError()
+    if isinstance(exc, ConnectionClosedError | ResponseStreamingError | IncompleteReadError):
+        return ModelError()  # the connection broke while the answer was on its way
     return exc
 
 
@@ -92,6 +96,8 @@ class SageMakerEndpoint:
             ConnectTimeoutError,
             EndpointConnectionError,
             ConnectionClosedError,
+            ResponseStreamingError,
+            IncompleteReadError,
         ) as exc:
             raise map_client_error(exc) from exc
         return read_answer(body, response.get("ContentType"), response.get("CustomAttributes"))

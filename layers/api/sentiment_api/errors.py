@@ -13,10 +13,13 @@ class ApiError(Exception):
     code: str = "INTERNAL_ERROR"
     public_message: str = "The service failed to process the request."
 
-    def __init__(self, message: str | None = None, *, retry_after_s: int | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, retry_after_s: int | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message or self.public_message)
         self.message = message or self.public_message
         self.retry_after_s = retry_after_s
+        self.detail = detail  # for the log only (with the correlation id), never for the client
 
     @property
     def headers(self) -> dict[str, str]:
@@ -87,4 +90,8 @@ class ModelTimeout(ApiError):
 
 
 class InvalidResponse(ApiError):
-    """Our own answer failed its schema: a bug, reported as a plain internal error."""
+    """Our own answer failed its schema: a bug, answered as a plain internal error. What failed is the
+    ``detail`` (logged); the client gets the public message only."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail)

@@ -40,7 +40,8 @@ def json_response(
 def _error_response(app: APIGatewayHttpResolver, error: ApiError) -> Response:
     correlation_id = app.context.get("correlation_id", "unknown")
     if error.status >= 500:
-        logger.warning("request failed", extra={"error_code": error.code, "status": int(error.status)})
+        extra = {"error_code": error.code, "status": int(error.status)}
+        logger.warning("request failed", extra=extra if error.detail is None else {**extra, "detail": error.detail})
     else:
         logger.info("request rejected", extra={"error_code": error.code, "status": int(error.status)})
     count("Errors", "ErrorCode", error.code)

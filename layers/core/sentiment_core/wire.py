@@ -115,7 +115,7 @@ def _as_list(value: Any) -> list[Any] | None:
     if isinstance(value, str) and value.strip().startswith("["):
         try:
             parsed = ast.literal_eval(value.strip())  # Autopilot CSV answers carry "['a', 'b']" strings
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):  # whatever the text holds
             return None
         return parsed if isinstance(parsed, list) else None
     return None
@@ -160,6 +160,8 @@ def _items(text: str, media_type: str) -> list[Any]:
         document = documents[0] if len(documents) == 1 else json.loads(text) if not documents else documents
     except json.JSONDecodeError:
         raise WireError("the answer is not valid JSON") from None
+    except RecursionError:
+        raise WireError("the answer is nested too deeply") from None
     if isinstance(document, dict) and isinstance(document.get("predictions"), list):
         return list(document["predictions"])
     return document if isinstance(document, list) else [document]

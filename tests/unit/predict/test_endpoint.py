@@ -228,3 +228,37 @@ def test_answer_shapes_shared_with_the_governance_reader() -> None:
 def test_a_csv_field_over_the_csv_module_limit_is_a_model_error() -> None:
     with pytest.raises(ModelError):
         parse_answer(b'positive,"' + b"x" * 200_000 + b'"\n', "text/csv")
+
+
+# ---- no 500 from a misbehaving endpoint (issue 11, first part) -----------------------------------------
+def test_an_over_long_model_version_in_the_answer_is_cut_not_a_failure() -> None:
+    body = json.dumps({"predicted_label": "positive", "model_version": "v" * 200}).encode()
+    answer = parse_answer(body, "application/json")
+    assert answer.label == "positive" and answer.model_version == "v" * 128
+
+
+def test_an_answer_nested_too_deeply_is_a_model_error() -> None:
+    with pytest.raises(ModelError):
+        parse_answer(b"[" * 100_000 + b"]" * 100_000, "application/json")
+
+
+@pytest.mark.parametrize("field", ["[" * 5_000 + "]" * 5_000, "[1e999999, 0, 0]", "[1, 2] + [3]", "[{1: 2}]"])
+def test_scores_that_literal_eval_cannot_read_are_dropped_not_a_failure(field: str) -> None:
+    row = f"positive,0.9,\"{field}\",\"['negative', 'neutral', 'positive']\"\n".encode()
+    answer = parse_answer(row, "text/csv")
+    assert answer.label == "positive" and answer.scores is None
+
+
+def test_a_stream_that_breaks_while_reading_the_answer_is_a_model_error() -> None:
+    from botocore.exceptions import ResponseStreamingError
+
+    class BrokenBody:
+        def read(self) -> bytes:
+            raise ResponseStreamingError(error="connection reset mid-body")
+
+    class Client:
+        def invoke_endpoint(self, **_: Any) -> dict[str, Any]:
+            return {"Body": BrokenBody(), "ContentType": "application/json"}
+
+    with pytest.raises(ModelError):
+        SageMakerEndpoint(Client(), "ep").classify("text", "corr-12345678")

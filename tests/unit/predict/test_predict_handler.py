@@ -197,6 +197,46 @@ def test_unexpected_bug_is_a_generic_500_without_internals(predict: ModuleType, 
     assert "internal secret detail" not in json.dumps(lines)
 
 
+def test_an_answer_that_fails_our_schema_is_a_500_with_the_public_message(
+    predict: ModuleType, event: Any, log_lines: Any
+) -> None:
+    """The validator's text goes to the log with the correlation id, never to the client."""
+    from sentiment_core.wire import Prediction
+
+    class Confused:
+        def classify(self, text: str, correlation_id: str) -> Any:
+            return Prediction("sarcastic")  # no endpoint parser lets this through: a bug of ours
+
+    original = predict.endpoint
+    predict.endpoint = Confused()
+    try:
+        got, headers, body = call(predict, event())
+    finally:
+        predict.endpoint = original
+    assert_error(got, headers, body, 500, "INTERNAL_ERROR", "event-predict-positive-0001")
+    assert body["error"]["message"] == "The service failed to process the request."
+    (failed,) = [line for line in log_lines() if line["message"] == "request failed"]
+    assert "failed its schema" in failed["detail"] and failed["correlation_id"] == "event-predict-positive-0001"
+
+
+def test_an_over_long_model_version_still_answers_200(predict: ModuleType, event: Any) -> None:
+    class Verbose:
+        def classify(self, text: str, correlation_id: str) -> Any:
+            from prediction.endpoint import read_answer
+
+            return read_answer(
+                json.dumps({"predicted_label": "neutral", "model_version": "m" * 200}).encode(), "application/json"
+            )
+
+    original = predict.endpoint
+    predict.endpoint = Verbose()
+    try:
+        got, _, body = call(predict, event())
+    finally:
+        predict.endpoint = original
+    assert got == 200 and body == {"sentiment": "neutral", "model_version": "m" * 128}
+
+
 def test_logs_carry_the_correlation_id_and_never_the_text(
     predict: ModuleType, moto_endpoint: Any, event: Any, log_lines: Any
 ) -> None:
