@@ -14,7 +14,9 @@ from retraining.observability import logger
 from retraining.release import release
 from retraining.smoke import CLIENT_CONFIG, smoke_test
 
-settings = RetrainingSettings.from_env()  # cold start: fails the init phase when configuration is missing
+# Cold start: a malformed setting fails the init phase; a task whose own section is absent raises
+# ConfigurationError at its first call (retraining/config.py).
+settings = RetrainingSettings.from_env()
 
 
 @cache
