@@ -43,8 +43,7 @@ def read_answer(body: bytes, content_type: str | None, custom_attributes: str | 
         version = wire.custom_attribute(custom_attributes, "model_version")
     if version is not None and len(version) > MAX_MODEL_VERSION_CHARS:
         version = version[:MAX_MODEL_VERSION_CHARS]  # the documented shape; the label and scores are still good
-    scores = None if prediction.scores is None else {k: round(v, 6) for k, v in prediction.scores.items()}
-    return replace(prediction, scores=scores, model_version=version)
+    return replace(prediction.rounded(), model_version=version)
 
 
 def map_client_error(exc: Exception) -> Exception:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sentiment_core.settings import env_int, env_str, required
+from sentiment_core.settings import ConfigurationError, env_int, env_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,5 @@ class RetrainingSettings:
 
 def _configured[T](section: T | None, variable: str) -> T:
     if section is None:
-        required({}, (variable,))  # raises ConfigurationError naming the variable
-    assert section is not None
+        raise ConfigurationError(f"missing required environment variables: {variable}")
     return section

@@ -74,7 +74,7 @@ def smoke_test(endpoint_name: str, client: Any) -> dict[str, Any]:
             {
                 "expected": expected,
                 "got": answer.label,
-                "scores": None if answer.scores is None else {k: round(v, 6) for k, v in answer.scores.items()},
+                "scores": answer.rounded().scores,
                 "model_version": answer.model_version,
             }
         )

@@ -29,7 +29,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .contract import LABELS
@@ -53,6 +53,12 @@ class Prediction:
     label: str
     scores: dict[str, float] | None = None  # label -> probability, in LABELS order
     model_version: str | None = None
+
+    def rounded(self, digits: int = 6) -> Prediction:
+        """The same prediction with its scores rounded, as the API answers them."""
+        if self.scores is None:
+            return self
+        return replace(self, scores={label: round(p, digits) for label, p in self.scores.items()})
 
 
 # ---- requests ------------------------------------------------------------------------------------------
@@ -156,8 +162,11 @@ def _items(text: str, media_type: str) -> list[Any]:
             raise WireError("the answer is not valid CSV") from None
         return [dict(zip(CSV_ANSWER_KEYS, row)) for row in rows]  # noqa: B905 - rows may have fewer fields
     try:
-        documents = [json.loads(line) for line in text.splitlines() if line.strip()] if media_type in JSON_LINES else []
-        document = documents[0] if len(documents) == 1 else json.loads(text) if not documents else documents
+        if media_type in JSON_LINES:
+            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+            document: Any = lines[0] if len(lines) == 1 else lines  # one line reads like JSON
+        else:
+            document = json.loads(text)
     except json.JSONDecodeError:
         raise WireError("the answer is not valid JSON") from None
     except RecursionError:

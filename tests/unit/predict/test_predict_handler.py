@@ -161,31 +161,32 @@ def test_unknown_route_gets_the_standard_404(predict: ModuleType, event: Any) ->
     ],
 )
 def test_endpoint_failures(
-    predict: ModuleType, event: Any, code: str, http_status: int, status: int, error_code: str, retry_after: str | None
+    predict: ModuleType,
+    event: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+    http_status: int,
+    status: int,
+    error_code: str,
+    retry_after: str | None,
 ) -> None:
-    original = predict.endpoint
-    predict.endpoint = failing_endpoint(code, http_status)
-    try:
-        got, headers, body = call(predict, event())
-    finally:
-        predict.endpoint = original
+    monkeypatch.setattr(predict, "endpoint", failing_endpoint(code, http_status))
+    got, headers, body = call(predict, event())
     assert_error(got, headers, body, status, error_code, "event-predict-positive-0001")
     assert headers.get("retry-after") == retry_after
 
 
-def test_unexpected_bug_is_a_generic_500_without_internals(predict: ModuleType, event: Any, log_lines: Any) -> None:
+def test_unexpected_bug_is_a_generic_500_without_internals(
+    predict: ModuleType, event: Any, log_lines: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     detail = "internal secret detail"
 
     class Exploding:
         def classify(self, text: str, correlation_id: str) -> Any:
             raise KeyError(detail)
 
-    original = predict.endpoint
-    predict.endpoint = Exploding()
-    try:
-        got, headers, body = call(predict, event())
-    finally:
-        predict.endpoint = original
+    monkeypatch.setattr(predict, "endpoint", Exploding())
+    got, headers, body = call(predict, event())
     assert_error(got, headers, body, 500, "INTERNAL_ERROR", "event-predict-positive-0001")
     assert "secret" not in json.dumps(body)
     lines = log_lines()
@@ -198,7 +199,7 @@ def test_unexpected_bug_is_a_generic_500_without_internals(predict: ModuleType, 
 
 
 def test_an_answer_that_fails_our_schema_is_a_500_with_the_public_message(
-    predict: ModuleType, event: Any, log_lines: Any
+    predict: ModuleType, event: Any, log_lines: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The validator's text goes to the log with the correlation id, never to the client."""
     from sentiment_core.wire import Prediction
@@ -207,19 +208,17 @@ def test_an_answer_that_fails_our_schema_is_a_500_with_the_public_message(
         def classify(self, text: str, correlation_id: str) -> Any:
             return Prediction("sarcastic")  # no endpoint parser lets this through: a bug of ours
 
-    original = predict.endpoint
-    predict.endpoint = Confused()
-    try:
-        got, headers, body = call(predict, event())
-    finally:
-        predict.endpoint = original
+    monkeypatch.setattr(predict, "endpoint", Confused())
+    got, headers, body = call(predict, event())
     assert_error(got, headers, body, 500, "INTERNAL_ERROR", "event-predict-positive-0001")
     assert body["error"]["message"] == "The service failed to process the request."
     (failed,) = [line for line in log_lines() if line["message"] == "request failed"]
     assert "failed its schema" in failed["detail"] and failed["correlation_id"] == "event-predict-positive-0001"
 
 
-def test_an_over_long_model_version_still_answers_200(predict: ModuleType, event: Any) -> None:
+def test_an_over_long_model_version_still_answers_200(
+    predict: ModuleType, event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Verbose:
         def classify(self, text: str, correlation_id: str) -> Any:
             from prediction.endpoint import read_answer
@@ -228,12 +227,8 @@ def test_an_over_long_model_version_still_answers_200(predict: ModuleType, event
                 json.dumps({"predicted_label": "neutral", "model_version": "m" * 200}).encode(), "application/json"
             )
 
-    original = predict.endpoint
-    predict.endpoint = Verbose()
-    try:
-        got, _, body = call(predict, event())
-    finally:
-        predict.endpoint = original
+    monkeypatch.setattr(predict, "endpoint", Verbose())
+    got, _, body = call(predict, event())
     assert got == 200 and body == {"sentiment": "neutral", "model_version": "m" * 128}
 
 
