@@ -84,7 +84,12 @@ def test_burst_of_250_then_60_s_idle_then_100_more(local_stack: RunningStack, to
     # Another user is unaffected while this one is exhausted.
     other = send(local_stack, token(sub=f"bystander-{uuid.uuid4()}"), 1)[0]
     assert other.status_code == 200 and other.headers["ratelimit-remaining"] == str(BURST - 1)
-    assert send(local_stack, user, 1)[0].status_code == 429
+    # Still exhausted: the bucket refills one request per 0.6 s, so of a few requests sent back to back
+    # at most the refill of their own duration pass (a single request can land just after a refill).
+    started = time.monotonic()
+    again = [r.status_code for r in send(local_stack, user, 5)]
+    refilled = 1 + math.floor((time.monotonic() - started) / INTERVAL_S)
+    assert again.count(429) >= 1 and again.count(200) <= refilled, again
 
     time.sleep(60)  # idle: 100 requests' worth of refill (100 per minute)
 
