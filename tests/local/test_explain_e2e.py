@@ -65,7 +65,8 @@ def test_explain_serves_the_latest_local_report(
         assert body["model_version"] == json.loads(MODEL_MANIFEST.read_text())["version"]
         assert body["report_date"] == "2026-01-05"
         assert body["report_covers_live_endpoint"] is True
-        assert body["report"]["location"] == str(reports / "2026-01-05" / "analysis.json")
+        assert body["report"] == {"key": "2026-01-05/analysis.json", "markdown_key": "2026-01-05/report.md"}
+        assert str(reports) not in found.text  # no internal path reaches the client
         assert all(body["top_tokens"][label] for label in ("negative", "neutral", "positive"))
         assert body["bias"]["checks"]
         assert found.headers["ratelimit-limit"] == "200"

@@ -15,6 +15,7 @@ of each bias check is re-evaluated here from the report's value and the document
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from urllib.parse import unquote, urlparse
 
 import boto3
 from botocore.config import Config
-from sentiment_api.errors import NotFound
+from botocore.exceptions import BotoCoreError, ClientError
+from sentiment_api.errors import NotFound, ReportsUnavailable, ReportUnreadable
 from sentiment_api.schemas import compile_schema, validate_output
 from sentiment_core.contract import LABELS, REPORT_SCHEMA, bias_check_passed
 from sentiment_core.settings import ConfigurationError
@@ -38,15 +40,11 @@ SCHEMAS = Path(__file__).with_name("schemas")
 _EXPLAIN_RESPONSE = compile_schema(SCHEMAS / "explain_response.json")
 
 
-class ReportUnreadable(Exception):
-    """A stored report is not valid JSON of the expected schema: a producer bug, answered as a 500."""
-
-
 @dataclass(frozen=True, slots=True)
 class StoredReport:
-    key: str  # "<prefix>/<date>/analysis.json", relative to the store
-    location: str  # full URI or path of analysis.json
-    markdown: str  # full URI or path of report.md
+    key: str  # "<date>/analysis.json", relative to REPORTS_URI: what clients see
+    markdown_key: str  # "<date>/report.md", relative to REPORTS_URI
+    location: str  # full URI or path of analysis.json: for the log only, never for clients
     analysis: dict[str, Any]
 
 
@@ -61,6 +59,8 @@ def _parse(raw: bytes, where: str) -> dict[str, Any]:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportUnreadable(f"{where}: not JSON: {exc}") from None
+    except RecursionError:
+        raise ReportUnreadable(f"{where}: JSON nested too deeply") from None
     if not isinstance(document, dict) or document.get("schema") != REPORT_SCHEMA:
         raise ReportUnreadable(f"{where}: not a {REPORT_SCHEMA} document")
     return document
@@ -89,18 +89,21 @@ class S3ReportStore:
         return sorted(folders, reverse=True)
 
     def latest(self) -> StoredReport | None:
+        try:
+            return self._latest()
+        except (ClientError, BotoCoreError) as exc:
+            # the code and type only: an AWS message may name the bucket or the role
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+            raise ReportsUnavailable(retry_after_s=5, detail=f"S3: {type(exc).__name__} {code or ''}".strip()) from None
+
+    def _latest(self) -> StoredReport | None:
         for folder in self._date_folders():
             key = f"{self.prefix}{folder}/{ANALYSIS_FILE}"
             try:
                 body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             except self._client.exceptions.NoSuchKey:
                 continue  # a run in progress or a failed one: fall back to the previous date
-            return StoredReport(
-                key=key,
-                location=f"s3://{self.bucket}/{key}",
-                markdown=f"s3://{self.bucket}/{self.prefix}{folder}/{MARKDOWN_FILE}",
-                analysis=_parse(body, f"s3://{self.bucket}/{key}"),
-            )
+            return _stored(folder, f"s3://{self.bucket}/{key}", body)
         return None
 
 
@@ -115,13 +118,17 @@ class FileReportStore:
         for folder in folders:
             document = folder / ANALYSIS_FILE
             if document.is_file():
-                return StoredReport(
-                    key=f"{folder.name}/{ANALYSIS_FILE}",
-                    location=str(document),
-                    markdown=str(folder / MARKDOWN_FILE),
-                    analysis=_parse(document.read_bytes(), str(document)),
-                )
+                return _stored(folder.name, str(document), document.read_bytes())
         return None
+
+
+def _stored(folder: str, location: str, raw: bytes) -> StoredReport:
+    return StoredReport(
+        key=f"{folder}/{ANALYSIS_FILE}",
+        markdown_key=f"{folder}/{MARKDOWN_FILE}",
+        location=location,
+        analysis=_parse(raw, location),
+    )
 
 
 def store_from_uri(uri: str, s3_store: Callable[[str, str], ReportStore] = S3ReportStore.create) -> ReportStore:
@@ -138,23 +145,42 @@ def store_from_uri(uri: str, s3_store: Callable[[str, str], ReportStore] = S3Rep
     return FileReportStore(Path(uri))
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _checks(bias: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One check per metric with a numeric value and threshold. A value or threshold that is NaN or
+    infinite (a computation that broke, e.g. 0/0) is a check that did not pass: its value is null and it
+    fails the report, rather than a NaN reaching JSON or a broken check counting as passed."""
     checks = []
     for facet, result in sorted(bias.items()):
         for metric in result.get("metrics", []):
             value, threshold = metric.get("value"), metric.get("threshold")
-            if not isinstance(value, int | float) or not isinstance(threshold, int | float):
+            if not _number(value) or not _number(threshold):
                 continue  # informational metric, or not computable (too few groups)
+            finite = math.isfinite(value) and math.isfinite(threshold)
             checks.append(
                 {
                     "facet": facet,
                     "metric": str(metric["name"]),
-                    "value": float(value),
-                    "threshold": float(threshold),
-                    "passed": bias_check_passed(value, threshold),
+                    "value": float(value) if math.isfinite(value) else None,
+                    "threshold": float(threshold) if math.isfinite(threshold) else None,
+                    "passed": finite and bias_check_passed(value, threshold),
                 }
             )
     return checks
+
+
+def _top_tokens(per_label: Mapping[str, Any], top_n: int) -> dict[str, list[dict[str, Any]]]:
+    """The first ``top_n`` tokens per label with a finite importance (a NaN importance ranks nothing)."""
+    tokens: dict[str, list[dict[str, Any]]] = {}
+    for label in LABELS:
+        entries = [(str(t["token"]), float(t["importance"])) for t in per_label.get(label, [])]
+        tokens[label] = [
+            {"token": token, "importance": importance} for token, importance in entries if math.isfinite(importance)
+        ][:top_n]
+    return tokens
 
 
 def summarize(report: StoredReport, live_endpoint: str | None, top_n: int = TOP_TOKENS) -> dict[str, Any]:
@@ -172,15 +198,9 @@ def summarize(report: StoredReport, live_endpoint: str | None, top_n: int = TOP_
             "report_covers_live_endpoint": None
             if not report_endpoint or not live_endpoint
             else report_endpoint == live_endpoint,
-            "top_tokens": {
-                label: [
-                    {"token": str(t["token"]), "importance": float(t["importance"])}
-                    for t in per_label.get(label, [])[:top_n]
-                ]
-                for label in LABELS
-            },
+            "top_tokens": _top_tokens(per_label, top_n),
             "bias": {"passed": all(c["passed"] for c in checks), "checks": checks},
-            "report": {"key": report.key, "location": report.location, "markdown": report.markdown},
+            "report": {"key": report.key, "markdown_key": report.markdown_key},
         }
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ReportUnreadable(f"{report.location}: missing or malformed field: {exc!r}") from None

@@ -95,3 +95,22 @@ class InvalidResponse(ApiError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail=detail)
+
+
+# ---- GET /explain's dependency: the governance report store ---------------------------------------
+class ReportUnreadable(ApiError):
+    """A stored report is not valid JSON of the expected schema: its producer (the governance job) failed.
+    The client gets the public message; what is wrong, and where, is the logged detail."""
+
+    status, code = HTTPStatus.BAD_GATEWAY, "REPORT_UNREADABLE"
+    public_message = "The latest governance report cannot be read; the operators have the details."
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail)
+
+
+class ReportsUnavailable(ApiError):
+    """The report store (S3) failed or timed out: worth retrying."""
+
+    status, code = HTTPStatus.SERVICE_UNAVAILABLE, "REPORTS_UNAVAILABLE"
+    public_message = "Governance reports cannot be read right now; retry after the time in Retry-After."

@@ -32,7 +32,7 @@ def json_response(
     return Response(
         status_code=status,
         content_type=JSON,
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False),  # never invalid JSON
         headers={CORRELATION_HEADER: correlation_id, **(headers or {})},
     )
 

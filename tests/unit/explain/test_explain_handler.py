@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from sentiment_api.schemas import ERROR_SCHEMA, compile_schema
 
@@ -74,17 +75,48 @@ def test_latest_report_summary(explain: ModuleType, empty_bucket: Any, event: An
     assert headers["cache-control"] == "private, max-age=60"
     assert (body["model_version"], body["report_date"]) == ("model-new", "2026-01-12")
     assert body["report_covers_live_endpoint"] is True
-    assert body["report"]["location"] == f"s3://{BUCKET}/{PREFIX}2026-01-12/analysis.json"
+    assert body["report"] == {"key": "2026-01-12/analysis.json", "markdown_key": "2026-01-12/report.md"}
+    assert BUCKET not in json.dumps(body) and "s3://" not in json.dumps(body)
     assert set(body["top_tokens"]) == {"negative", "neutral", "positive"}
     assert isinstance(body["bias"]["passed"], bool) and body["bias"]["checks"]
 
 
-def test_unreadable_report_is_a_generic_500(explain: ModuleType, empty_bucket: Any, event: Any) -> None:
+def test_unreadable_report_is_a_502_with_the_public_message(
+    explain: ModuleType, empty_bucket: Any, event: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     empty_bucket.put_object(Bucket=BUCKET, Key=f"{PREFIX}2026-01-05/analysis.json", Body=b"{not json")
     status, _, body = call(explain, event("explain"))
-    assert status == 500
-    assert body["error"]["code"] == "INTERNAL_ERROR"
-    assert "not json" not in body["error"]["message"].lower()  # internals stay in the log
+    assert status == 502
+    validate_error_body(body)
+    assert body["error"]["code"] == "REPORT_UNREADABLE"
+    assert "json" not in body["error"]["message"].lower() and "s3://" not in body["error"]["message"]
+    failure = next(r for r in caplog.records if getattr(r, "error_code", None) == "REPORT_UNREADABLE")
+    assert "not JSON" in failure.detail  # type: ignore[attr-defined]  # the detail is in the log, with the id
+
+
+def test_a_nan_in_the_report_never_leaves_as_invalid_json(explain: ModuleType, empty_bucket: Any, event: Any) -> None:
+    report = make_report("2026-01-05", "model-nan", FUNCTION_ENV["SAGEMAKER_ENDPOINT_NAME"])
+    for result in report["bias"].values():
+        for metric in result["metrics"]:
+            metric["value"] = float("nan")
+    empty_bucket.put_object(Bucket=BUCKET, Key=f"{PREFIX}2026-01-05/analysis.json", Body=json.dumps(report))
+    response = explain.lambda_handler(event("explain"), FakeContext())
+    assert response["statusCode"] == 200 and "NaN" not in response["body"]
+    body = json.loads(response["body"], parse_constant=lambda name: pytest.fail(f"{name} in the answer"))
+    assert body["bias"]["passed"] is False
+
+
+def test_s3_down_is_a_503_with_retry_after(
+    explain: ModuleType, empty_bucket: Any, event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(*_: Any, **__: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": f"no access to {BUCKET}"}}, "ListObjectsV2")
+
+    monkeypatch.setattr(explain.reports._client, "get_paginator", denied)
+    status, headers, body = call(explain, event("explain"))
+    assert status == 503 and headers["retry-after"] == "5"
+    validate_error_body(body)
+    assert body["error"]["code"] == "REPORTS_UNAVAILABLE" and BUCKET not in body["error"]["message"]
 
 
 def test_missing_subject_is_rejected(explain: ModuleType, empty_bucket: Any, event: Any) -> None:

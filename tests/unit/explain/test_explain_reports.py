@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,10 @@ from typing import Any
 import boto3
 import pytest
 from explanation.config import ExplainSettings
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from explanation.reports import (
     SCHEMAS,
     FileReportStore,
-    ReportUnreadable,
     S3ReportStore,
     StoredReport,
     explain_summary,
@@ -25,7 +26,7 @@ from explanation.reports import (
     summarize,
 )
 from moto import mock_aws
-from sentiment_api.errors import NotFound
+from sentiment_api.errors import NotFound, ReportsUnavailable, ReportUnreadable
 from sentiment_core.settings import ConfigurationError
 
 from governance.analyze import analyze, build_report
@@ -110,7 +111,8 @@ def test_file_store_picks_the_newest_complete_report(tmp_path: Path) -> None:
     assert latest is not None
     assert latest.analysis["model"]["version"] == "new"
     assert latest.key == "2026-01-12/analysis.json"
-    assert latest.markdown == str(tmp_path / "2026-01-12" / "report.md")
+    assert latest.markdown_key == "2026-01-12/report.md"
+    assert latest.location == str(tmp_path / "2026-01-12" / "analysis.json")  # for the log only
 
 
 def test_file_store_rejects_a_foreign_document(tmp_path: Path) -> None:
@@ -138,9 +140,8 @@ def test_s3_store_lists_date_folders_and_skips_incomplete_runs(s3: Any) -> None:
     s3.put_object(Bucket=BUCKET, Key="lineage/model-1.json", Body=b"{}")
     latest = store.latest()
     assert latest is not None
-    assert latest.key == "governance/2026-01-05/analysis.json"
-    assert latest.location == f"s3://{BUCKET}/governance/2026-01-05/analysis.json"
-    assert latest.markdown == f"s3://{BUCKET}/governance/2026-01-05/report.md"
+    assert (latest.key, latest.markdown_key) == ("2026-01-05/analysis.json", "2026-01-05/report.md")
+    assert latest.location == f"s3://{BUCKET}/governance/2026-01-05/analysis.json"  # for the log only
 
 
 def test_s3_store_paginates(s3: Any) -> None:
@@ -157,9 +158,9 @@ def test_s3_store_paginates(s3: Any) -> None:
 # ---- the summary --------------------------------------------------------------------------------------
 def stored(report: dict[str, Any]) -> StoredReport:
     return StoredReport(
-        key="governance/2026-01-05/analysis.json",
+        key="2026-01-05/analysis.json",
+        markdown_key="2026-01-05/report.md",
         location="s3://b/governance/2026-01-05/analysis.json",
-        markdown="s3://b/governance/2026-01-05/report.md",
         analysis=report,
     )
 
@@ -172,7 +173,8 @@ def test_summary_shape_and_content() -> None:
     assert body["report_covers_live_endpoint"] is True
     assert body["top_tokens"]["positive"][0]["token"] == "good"
     assert all(len(tokens) <= 5 for tokens in body["top_tokens"].values())
-    assert body["report"]["key"] == "governance/2026-01-05/analysis.json"
+    assert body["report"] == {"key": "2026-01-05/analysis.json", "markdown_key": "2026-01-05/report.md"}
+    assert "s3://" not in json.dumps(body)  # internal locations stay internal
     thresholded = [
         (f, m)
         for f, r in report["bias"].items()
@@ -211,3 +213,65 @@ def test_malformed_report_is_unreadable() -> None:
 def test_no_report_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         explain_summary(FileReportStore(tmp_path), "live-endpoint")
+
+
+# ---- values JSON cannot carry -------------------------------------------------------------------------
+@pytest.mark.parametrize("broken", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_bias_value_fails_its_check_and_never_reaches_json(broken: float) -> None:
+    report = make_report("2026-01-05")
+    metric = next(m for r in report["bias"].values() for m in r["metrics"] if m["threshold"] is not None)
+    metric["value"] = broken
+    body = summarize(stored(report), None)
+    check = next(c for c in body["bias"]["checks"] if c["metric"] == metric["name"] and c["value"] is None)
+    assert check["passed"] is False and body["bias"]["passed"] is False
+    json.dumps(body, allow_nan=False)  # raises on NaN or Infinity
+
+
+def test_a_non_finite_importance_ranks_nothing() -> None:
+    report = make_report("2026-01-05")
+    first = report["token_importance"]["per_label"]["positive"][0]
+    first["importance"] = math.nan
+    body = summarize(stored(report), None)
+    assert first["token"] not in [t["token"] for t in body["top_tokens"]["positive"]]
+    json.dumps(body, allow_nan=False)
+
+
+def test_a_report_with_nan_literals_is_read_and_answered_as_valid_json(tmp_path: Path) -> None:
+    report = make_report("2026-01-05")
+    next(m for r in report["bias"].values() for m in r["metrics"] if m["threshold"] is not None)["value"] = math.nan
+    (tmp_path / "2026-01-05").mkdir()
+    (tmp_path / "2026-01-05" / "analysis.json").write_text(json.dumps(report))  # Python writes NaN literally
+    assert "NaN" in (tmp_path / "2026-01-05" / "analysis.json").read_text()
+    json.dumps(explain_summary(FileReportStore(tmp_path), None), allow_nan=False)
+
+
+def test_a_report_nested_too_deeply_is_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "2026-01-05").mkdir()
+    (tmp_path / "2026-01-05" / "analysis.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ReportUnreadable):
+        FileReportStore(tmp_path).latest()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ClientError({"Error": {"Code": "AccessDenied", "Message": "arn:aws:iam::123:role/x is not allowed"}}, "Get"),
+        ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "List"),
+        ReadTimeoutError(endpoint_url="https://bucket.s3.amazonaws.com"),
+        EndpointConnectionError(endpoint_url="https://bucket.s3.amazonaws.com"),
+    ],
+)
+def test_s3_failures_are_a_retryable_503_without_the_aws_message(error: Exception) -> None:
+    class FailingPaginator:
+        def paginate(self, **_: Any) -> Any:
+            raise error
+
+    class FailingClient:
+        def get_paginator(self, name: str) -> FailingPaginator:
+            return FailingPaginator()
+
+    with pytest.raises(ReportsUnavailable) as caught:
+        S3ReportStore(FailingClient(), BUCKET, "governance").latest()
+    assert caught.value.status == 503 and caught.value.retry_after_s
+    assert "arn:" not in caught.value.message and "reduce" not in caught.value.message
+    assert caught.value.detail is not None and "arn:" not in caught.value.detail  # the code, not the message
