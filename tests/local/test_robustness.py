@@ -47,8 +47,6 @@ ANSWERED: dict[str, str] = {
     "mixed scripts": "great 很好 отлично رائع",
     "escaped control characters": "bad\u0000product\u0007\u001b[31m never\u000b again\u007f",
     "zero-width and bidi controls": "good\u200b\u200d\u202eproduct\u2066\ufeff",
-    "whitespace only": " \t\n \r\n ",
-    "empty": "",
     "a single character": "!",
     "1012 ascii characters (a 1024-byte body)": ("The product is fine but the delivery was late. " * 30)[:1012],
     "1012 copies of one letter": "a" * 1012,
@@ -70,6 +68,9 @@ REFUSED: dict[str, tuple[bytes, int, str]] = {
     "an empty body": (b"", 400, "INVALID_JSON"),
     "whitespace as the body": (b"   \n", 400, "INVALID_JSON"),
     "text is null": (b'{"text": null}', 400, "VALIDATION_ERROR"),
+    "empty text": (body_for(""), 400, "EMPTY_TEXT"),
+    "whitespace-only text": (body_for(" \t\n \r\n "), 400, "EMPTY_TEXT"),
+    "unicode whitespace only": (body_for("\u00a0\u2003\u3000"), 400, "EMPTY_TEXT"),
 }
 
 

@@ -1,5 +1,6 @@
 """Turns the raw HTTP body of POST /predict into a validated request, in the documented order:
-content type (415), base64/UTF-8 decoding (400), size in bytes (413), JSON (400), schema (400)."""
+content type (415), base64/UTF-8 decoding (400), size in bytes (413), JSON (400), schema (400), a text with
+something to classify (400 EMPTY_TEXT)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentiment_api.errors import InvalidEncoding, InvalidJson, PayloadTooLarge, UnsupportedMediaType
+from sentiment_api.errors import EmptyText, InvalidEncoding, InvalidJson, PayloadTooLarge, UnsupportedMediaType
 from sentiment_api.schemas import compile_schema, validate_input
 from sentiment_core.contract import MAX_BODY_BYTES
 
@@ -68,4 +69,12 @@ def parse_predict_request(body: str | None, is_base64_encoded: bool, content_typ
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidEncoding("text contains an unpaired UTF-16 surrogate escape (e.g. \\ud800).") from None
+    check_text(text)
     return PredictRequest(text=text)
+
+
+def check_text(text: str) -> None:
+    """Empty or whitespace-only text (Unicode whitespace, as str.isspace) is refused: the model would answer
+    some label for nothing, and a client sending it has a bug (an empty form field, a failed export)."""
+    if not text.strip():
+        raise EmptyText()

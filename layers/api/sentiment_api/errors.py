@@ -39,6 +39,13 @@ class ValidationFailed(ApiError):
     status, code = HTTPStatus.BAD_REQUEST, "VALIDATION_ERROR"
 
 
+class EmptyText(ApiError):
+    """The text is empty or whitespace only: nothing to classify, so no model call and no guess."""
+
+    status, code = HTTPStatus.BAD_REQUEST, "EMPTY_TEXT"
+    public_message = "text is empty or only whitespace: there is nothing to classify."
+
+
 class Unauthenticated(ApiError):
     status, code = HTTPStatus.UNAUTHORIZED, "UNAUTHENTICATED"
     public_message = "The request carries no authenticated subject."

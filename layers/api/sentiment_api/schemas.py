@@ -23,22 +23,52 @@ def compile_schema(path: Path) -> Validator:
     return fastjsonschema.compile(json.loads(path.read_text("utf-8")))
 
 
-def _explain(exc: fastjsonschema.JsonSchemaValueException) -> str:
-    # fastjsonschema names the root "data"; "data.text" reads better as "text", the root as "body".
-    message = str(exc.message)
-    if message.startswith("data."):
-        return message[len("data.") :]
-    if message.startswith("data "):
-        return "body " + message[len("data ") :]
-    return message
+_TYPE_NAMES = {
+    "string": "a string",
+    "object": "a JSON object",
+    "array": "an array",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _where(path: list[Any]) -> str:
+    """``text``, ``texts[3]``, or ``body`` for the root. Only names the schema defines reach a path: unknown
+    properties fail at their parent (additionalProperties: false)."""
+    where = ""
+    for part in path[1:]:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    return where or "body"
+
+
+def explain(exc: fastjsonschema.JsonSchemaValueException) -> str:
+    """The client's message for a schema violation, written here from the rule that failed and the schema's
+    own values: never the validator's text, which quotes the client's data (an unknown property's name)."""
+    where, rule, value = _where(list(exc.path)), exc.rule, exc.rule_definition
+    definition = exc.definition if isinstance(exc.definition, dict) else {}
+    if rule == "type":
+        names = value if isinstance(value, list) else [value]
+        return f"{where} must be {' or '.join(_TYPE_NAMES.get(str(n), str(n)) for n in names)}."
+    if rule == "required":
+        return f"{where} must have the properties {', '.join(map(str, value))}."
+    if rule == "additionalProperties":
+        allowed = ", ".join(sorted(definition.get("properties", {})))
+        return f"{where} has a property that is not allowed (allowed: {allowed})."
+    if rule in ("maxLength", "minLength"):
+        return f"{where} must be at {'most' if rule == 'maxLength' else 'least'} {value} characters long."
+    if rule in ("maxItems", "minItems"):
+        return f"{where} must have at {'most' if rule == 'maxItems' else 'least'} {value} items."
+    return f"{where} is not valid ({rule})."
 
 
 def validate_input(validator: Validator, document: Any) -> dict[str, Any]:
-    """A parsed request body; raises ValidationFailed (400) with the validator's explanation."""
+    """A parsed request body; raises ValidationFailed (400) with our explanation (``explain``)."""
     try:
         valid: dict[str, Any] = validator(document)
     except fastjsonschema.JsonSchemaValueException as exc:
-        raise ValidationFailed(_explain(exc)) from None
+        raise ValidationFailed(explain(exc)) from None
     return valid
 
 

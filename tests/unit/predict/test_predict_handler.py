@@ -122,7 +122,7 @@ def test_bad_input_events(predict: ModuleType, event: Any, name: str, status: in
 
 def test_schema_message_comes_from_the_validator(predict: ModuleType, event: Any) -> None:
     _, _, body = call(predict, event("predict-schema-violation"))
-    assert body["error"]["message"] == "text must be string"
+    assert body["error"]["message"] == "text must be a string."
 
 
 def test_wrong_content_type_is_415(predict: ModuleType, event: Any) -> None:

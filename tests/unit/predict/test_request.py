@@ -4,6 +4,7 @@ import json
 import pytest
 from prediction.request import MAX_BODY_BYTES, parse_predict_request
 from sentiment_api.errors import (
+    EmptyText,
     InvalidEncoding,
     InvalidJson,
     PayloadTooLarge,
@@ -94,19 +95,25 @@ def test_deeply_nested_json_is_rejected_cleanly() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('{"text": 42}', "text must be string"),
-        ('{"text": null}', "text must be string"),
-        ("{}", "must contain ['text'] properties"),
-        ('{"txt": "typo"}', "must contain ['text'] properties"),
-        ('{"text": "x", "lang": "en"}', "must not contain {'lang'} properties"),
-        ('["text"]', "body must be object"),
-        ('"just a string"', "body must be object"),
+        ('{"text": 42}', "text must be a string."),
+        ('{"text": null}', "text must be a string."),
+        ("{}", "body must have the properties text."),
+        ('{"txt": "typo"}', "body must have the properties text."),
+        ('{"text": "x", "lang": "en"}', "body has a property that is not allowed (allowed: text)."),
+        ('["text"]', "body must be a JSON object."),
+        ('"just a string"', "body must be a JSON object."),
     ],
 )
 def test_schema_violations_explain_what_is_wrong(body: str, message: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
         parse_predict_request(body, False, None)
-    assert message in caught.value.message
+    assert caught.value.message == message
+
+
+def test_the_message_never_quotes_the_clients_data() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        parse_predict_request('{"text": "x", "my-secret-customer-42": 1}', False, None)
+    assert "my-secret" not in caught.value.message
 
 
 def test_text_over_1024_characters_is_rejected_by_the_schema() -> None:
@@ -115,10 +122,23 @@ def test_text_over_1024_characters_is_rejected_by_the_schema() -> None:
     from prediction.request import _PREDICT_REQUEST
     from sentiment_api.schemas import validate_input
 
-    with pytest.raises(ValidationFailed, match="text must be shorter than or equal to 1024 characters"):
+    with pytest.raises(ValidationFailed, match="text must be at most 1024 characters long"):
         validate_input(_PREDICT_REQUEST, {"text": "x" * 1025})
 
 
 def test_unpaired_surrogate_escape_is_rejected() -> None:
     with pytest.raises(InvalidEncoding, match="surrogate"):
         parse_predict_request('{"text": "\\ud800"}', False, None)
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "\t\n", "\u00a0\u2003\u3000"], ids=["empty", "space", "tab-newline", "unicode-spaces"]
+)
+def test_empty_or_whitespace_text_is_refused_with_its_own_code(text: str) -> None:
+    with pytest.raises(EmptyText) as caught:
+        parse_predict_request(json.dumps({"text": text}), False, None)
+    assert (caught.value.status, caught.value.code) == (400, "EMPTY_TEXT")
+
+
+def test_text_with_any_visible_character_is_classified() -> None:
+    assert parse_predict_request(json.dumps({"text": " ok "}), False, None).text == " ok "
