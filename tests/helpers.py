@@ -104,3 +104,17 @@ class FakeContext:
 def create_rate_limit_table(client: Any, name: str) -> None:
     """The rate-limit table as template.yaml defines it (keys and TTL read from the template)."""
     template.table("RateLimitTable").create(client, name)
+
+
+# ---- the RateLimit header fields ------------------------------------------------------------------------
+def rate_limit_fields(headers: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """RateLimit-Policy and RateLimit of an answer, parsed as RFC 9651 structured fields (a strict parser:
+    an invalid field raises): the parameters of the one "per-user" policy, e.g. ({"q": 200, "w": 120,
+    "qu": "request"}, {"r": 199, "t": 1})."""
+    import http_sf
+
+    lower = {name.lower(): value for name, value in headers.items()}
+    [(policy_name, policy)] = http_sf.parse(lower["ratelimit-policy"].encode("ascii"), tltype="list")
+    [(limit_name, limit)] = http_sf.parse(lower["ratelimit"].encode("ascii"), tltype="list")
+    assert policy_name == limit_name == "per-user"
+    return dict(policy), dict(limit)

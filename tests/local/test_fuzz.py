@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from local_stack.idp import DevIdentityProvider
 
+from tests.helpers import rate_limit_fields
 from tests.template.test_openapi import response_validator
 
 if TYPE_CHECKING:
@@ -121,8 +122,7 @@ def check_answer(response: requests.Response, sent_correlation_id: str | None = 
             assert correlation_id == sent_correlation_id
         else:
             assert WELL_FORMED_CORRELATION_ID.fullmatch(correlation_id) or correlation_id.endswith("=")
-        for name in ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy"):
-            assert name in response.headers, name
+        rate_limit_fields(response.headers)  # both fields present and valid structured fields
     assert isinstance(body, dict)
     return body
 

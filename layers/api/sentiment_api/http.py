@@ -17,7 +17,7 @@ from .correlation import HEADER as CORRELATION_HEADER
 from .correlation import correlation_id_from_event
 from .errors import ApiError, NotFound, RateLimited, RateLimiterDown, Unauthenticated
 from .observability import MetricUnit, add_version_dimension_set, count, logger, metrics
-from .ratelimit import RateLimiter, RateLimiterUnavailable
+from .ratelimit import RateLimiter, RateLimiterUnavailable, caller_key
 
 JSON = "application/json"
 
@@ -51,17 +51,21 @@ def _error_response(app: APIGatewayHttpResolver, error: ApiError) -> Response:
 
 
 def rate_limit(limiter: RateLimiter, fail_open: bool) -> Callable[[APIGatewayHttpResolver, NextMiddleware], Response]:
-    """Global middleware: every route is limited per user (JWT `sub`). The decision's RateLimit-* headers
-    are put in the request's holder so that handle() adds them to every answer, errors included."""
+    """Global middleware: every route is limited per caller (the token's issuer and subject). The decision's
+    RateLimit headers are put in the request's holder so that handle() adds them to every answer, errors
+    included. Only a transient store failure may fail open; any other (a misconfigured table or role, a key
+    the store refuses) fails closed, because failing open there would serve that caller without a limit."""
 
     def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-        subject = require_subject(app)
+        key = require_caller(app)
         try:
-            decision = limiter.check(subject)
+            decision = limiter.check(key)
         except RateLimiterUnavailable as exc:
-            count("RateLimiterErrors", "Reason", str(exc) or "unknown")
-            logger.warning("rate limiter unavailable", extra={"fail_open": fail_open, "reason": str(exc)})
-            if not fail_open:
+            count("RateLimiterErrors", "Reason", exc.reason)
+            serve = fail_open and exc.transient
+            extra = {"fail_open": serve, "reason": exc.reason, "transient": exc.transient}
+            (logger.warning if exc.transient else logger.error)("rate limiter unavailable", extra=extra)
+            if not serve:
                 raise RateLimiterDown(retry_after_s=1) from None
             return next_middleware(app)
         app.context["response_headers"].update(decision.headers(limiter.policy))
@@ -129,17 +133,18 @@ def record_request(status: int, latency_ms: float) -> None:
     add_version_dimension_set()
 
 
-def require_subject(app: APIGatewayHttpResolver) -> str:
-    """Defence in depth behind the JWT authorizer: no `sub` claim, no service."""
+def require_caller(app: APIGatewayHttpResolver) -> str:
+    """Defence in depth behind the JWT authorizer: no `sub` claim, no service. The caller's limiter key is
+    the hash of issuer and subject (ratelimit.caller_key)."""
     claims = app.current_event.request_context.authorizer.jwt_claim or {}
-    subject = claims.get("sub")
+    subject, issuer = claims.get("sub"), claims.get("iss")
     if not isinstance(subject, str) or not subject.strip():
         raise Unauthenticated()
-    return subject
+    return caller_key(issuer if isinstance(issuer, str) else "", subject)
 
 
 def ok(body: Mapping[str, Any], app: APIGatewayHttpResolver, headers: Mapping[str, str] | None = None) -> Response:
     return json_response(HTTPStatus.OK, body, app.context.get("correlation_id", "unknown"), headers)
 
 
-__all__ = ["Callable", "create_resolver", "error_body", "handle", "json_response", "ok", "require_subject"]
+__all__ = ["Callable", "create_resolver", "error_body", "handle", "json_response", "ok", "require_caller"]

@@ -1,31 +1,75 @@
 """Per-user rate limiting: GCRA (the generic cell rate algorithm), exact under concurrency because the
-state is one DynamoDB item per user, changed only by atomic conditional writes.
+state is one DynamoDB item per caller, changed only by atomic conditional writes.
 
 Policy: a token bucket of capacity `burst` (200) refilled at `rate_per_minute` (100/min), i.e. GCRA with
 emission interval T = 60 / rate (0.6 s) and burst tolerance tau = burst * T (120 s). The only state is the
 theoretical arrival time (TAT) of the next request, in integer epoch milliseconds. A request at time `now`
 is allowed when max(TAT, now) + T - now <= tau, and then TAT becomes max(TAT, now) + T.
 
-DynamoDB, without a read and with at most two conditional UpdateItem calls:
+DynamoDB, without a read and with at most two conditional UpdateItem calls, one attempt each:
   1. idle path:  SET tat = now + T            IF attribute_not_exists(tat) OR tat <= now
   2. busy path:  SET tat = tat + T            IF tat <= now + tau - T
 If (2) fails too, the request is rejected; the failed condition returns the stored TAT (ALL_OLD), which
-gives Retry-After. TTL (expires_at) lets DynamoDB drop idle users; an expired item is equivalent to none.
+gives Retry-After. TTL (expires_at) lets DynamoDB drop idle callers; an expired item is equivalent to none.
+
+A rejection writes nothing, so the stored TAT stays what it was until the caller is allowed again: the
+limiter keeps it in memory (a deny entry, bounded in number) and answers that caller's next requests from
+it, exactly, with no DynamoDB call, until the time the next request can pass. A caller hammering a closed
+bucket therefore costs two failed writes once per execution environment, not two per request.
+
+The key is a hash of the token's issuer and subject (``caller_key``): fixed length whatever the `sub`, and
+two identity providers cannot share a bucket.
+
+Response headers: RateLimit and RateLimit-Policy of draft-ietf-httpapi-ratelimit-headers-12 (HTTP
+structured fields, RFC 9651), e.g. ``RateLimit-Policy: "per-user";q=200;w=120;qu="request"`` and
+``RateLimit: "per-user";r=199;t=1``; on a 429 ``t`` equals Retry-After.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from .config import RateLimitSettings
+
+#: The policy's name in the RateLimit fields (a structured-field String).
+POLICY_NAME = "per-user"
+#: DynamoDB errors worth failing open on: the store is busy or broken for a moment, not misconfigured.
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ThrottlingException",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+_TRANSIENT_TRANSPORT_ERRORS = (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ConnectionClosedError)
+#: Deny entries kept per execution environment (a few hundred bytes each; the oldest go first).
+MAX_DENY_ENTRIES = 10_000
+
+
+def caller_key(issuer: str, subject: str) -> str:
+    """The limiter's key for one caller: SHA-256 of (issuer, subject), 64 hex characters for any `sub`."""
+    identity = json.dumps([issuer, subject], ensure_ascii=False, separators=(",", ":"))
+    return "caller#" + hashlib.sha256(identity.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,24 +88,21 @@ class RatePolicy:
 
     @property
     def header(self) -> str:
-        return f"{self.burst};w={math.ceil(self.tolerance_ms / 1000)};rate={self.rate_per_minute}/min"
+        """RateLimit-Policy: the bucket holds `burst` requests and refills completely in w seconds."""
+        return f'"{POLICY_NAME}";q={self.burst};w={math.ceil(self.tolerance_ms / 1000)};qu="request"'
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
-    limit: int
     remaining: int
-    reset_s: int
+    reset_s: int  # allowed: seconds until the bucket is full again; rejected: until the next request passes
     retry_after_s: int | None = None
 
     def headers(self, policy: RatePolicy) -> dict[str, str]:
-        """IETF draft RateLimit header fields (draft-ietf-httpapi-ratelimit-headers), on every response."""
         headers = {
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(self.reset_s),
             "RateLimit-Policy": policy.header,
+            "RateLimit": f'"{POLICY_NAME}";r={self.remaining};t={self.reset_s}',
         }
         if self.retry_after_s is not None:
             headers["Retry-After"] = str(self.retry_after_s)
@@ -74,12 +115,17 @@ def _ceil_s(ms: int) -> int:
 
 def allowed_decision(policy: RatePolicy, new_tat: int, now: int) -> Decision:
     remaining = (now + policy.tolerance_ms - new_tat) // policy.interval_ms
-    return Decision(True, policy.burst, max(0, remaining), _ceil_s(new_tat - now))
+    return Decision(True, max(0, remaining), _ceil_s(new_tat - now))
+
+
+def next_allowed_at(policy: RatePolicy, stored_tat: int) -> int:
+    """The first instant (epoch ms) at which a request passes, given the stored TAT."""
+    return stored_tat + policy.interval_ms - policy.tolerance_ms
 
 
 def rejected_decision(policy: RatePolicy, stored_tat: int, now: int) -> Decision:
-    wait = stored_tat + policy.interval_ms - policy.tolerance_ms - now
-    return Decision(False, policy.burst, 0, _ceil_s(stored_tat - now), max(1, _ceil_s(wait)))
+    wait = max(1, _ceil_s(next_allowed_at(policy, stored_tat) - now))
+    return Decision(False, 0, wait, wait)
 
 
 class RateLimiter(Protocol):
@@ -89,7 +135,21 @@ class RateLimiter(Protocol):
 
 
 class RateLimiterUnavailable(Exception):
-    """The limiter's store failed (throttled, unreachable, timed out)."""
+    """The limiter's store failed. ``transient``: throttled, timed out or a 5xx (the fail mode decides);
+    otherwise the limiter is misconfigured or refused the request, and the service fails closed."""
+
+    def __init__(self, reason: str, transient: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+def unavailable(exc: ClientError | BotoCoreError) -> RateLimiterUnavailable:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", "")) or "ClientError"
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return RateLimiterUnavailable(code, transient=code in TRANSIENT_ERROR_CODES or status >= 500)
+    return RateLimiterUnavailable(type(exc).__name__, transient=isinstance(exc, _TRANSIENT_TRANSPORT_ERRORS))
 
 
 class DynamoDbRateLimiter:
@@ -100,14 +160,16 @@ class DynamoDbRateLimiter:
         self._table = table_name
         self.policy = policy
         self._clock = clock
+        self._denied: OrderedDict[str, int] = OrderedDict()  # key -> stored TAT of its last rejection
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings) -> DynamoDbRateLimiter:
-        # Tight timeouts: the limiter must never eat the request's latency budget (fail mode decides).
+        # One attempt with tight timeouts: the limiter must never eat the request's latency budget, and a
+        # retry would only double the load on a store that is already throttling (fail mode decides).
         config = Config(
             connect_timeout=0.1,
             read_timeout=0.15,
-            retries={"total_max_attempts": 2, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
             tcp_keepalive=True,
         )
         policy = RatePolicy(settings.per_minute, settings.burst)
@@ -119,40 +181,58 @@ class DynamoDbRateLimiter:
 
     def check(self, key: str) -> Decision:
         now = round(self._clock() * 1000)
-        p = self.policy
+        denied_tat = self._denied.get(key)
+        if denied_tat is not None:
+            if now < next_allowed_at(self.policy, denied_tat):
+                return rejected_decision(self.policy, denied_tat, now)  # no DynamoDB call
+            del self._denied[key]
         try:
-            fresh = now + p.interval_ms
-            try:
-                self._client.update_item(
-                    TableName=self._table,
-                    Key={"pk": {"S": key}},
-                    UpdateExpression="SET tat = :fresh, expires_at = :exp",
-                    ConditionExpression="attribute_not_exists(tat) OR tat <= :now",
-                    ExpressionAttributeValues={":fresh": _n(fresh), ":now": _n(now), ":exp": self._expires_at(fresh)},
-                )
-                return allowed_decision(p, fresh, now)
-            except self._client.exceptions.ConditionalCheckFailedException:
-                pass
-            try:
-                result = self._client.update_item(
-                    TableName=self._table,
-                    Key={"pk": {"S": key}},
-                    UpdateExpression="SET tat = tat + :t, expires_at = :exp",
-                    ConditionExpression="tat <= :limit",
-                    ExpressionAttributeValues={
-                        ":t": _n(p.interval_ms),
-                        ":limit": _n(now + p.tolerance_ms - p.interval_ms),
-                        ":exp": self._expires_at(now + p.tolerance_ms),
-                    },
-                    ReturnValues="UPDATED_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-                return allowed_decision(p, int(result["Attributes"]["tat"]["N"]), now)
-            except self._client.exceptions.ConditionalCheckFailedException as exc:
-                stored = int(exc.response.get("Item", {}).get("tat", {}).get("N", now + p.tolerance_ms))
-                return rejected_decision(p, stored, now)
+            decision, stored_tat = self._check_store(key, now)
         except (ClientError, BotoCoreError) as exc:
-            raise RateLimiterUnavailable(type(exc).__name__) from exc
+            raise unavailable(exc) from None
+        if stored_tat is not None:
+            self._remember_denial(key, stored_tat)
+        return decision
+
+    def _remember_denial(self, key: str, stored_tat: int) -> None:
+        self._denied[key] = stored_tat
+        self._denied.move_to_end(key)
+        while len(self._denied) > MAX_DENY_ENTRIES:
+            self._denied.popitem(last=False)
+
+    def _check_store(self, key: str, now: int) -> tuple[Decision, int | None]:
+        """The decision, and the stored TAT when rejected (None when allowed)."""
+        p = self.policy
+        fresh = now + p.interval_ms
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET tat = :fresh, expires_at = :exp",
+                ConditionExpression="attribute_not_exists(tat) OR tat <= :now",
+                ExpressionAttributeValues={":fresh": _n(fresh), ":now": _n(now), ":exp": self._expires_at(fresh)},
+            )
+            return allowed_decision(p, fresh, now), None
+        except self._client.exceptions.ConditionalCheckFailedException:
+            pass
+        try:
+            result = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET tat = tat + :t, expires_at = :exp",
+                ConditionExpression="tat <= :limit",
+                ExpressionAttributeValues={
+                    ":t": _n(p.interval_ms),
+                    ":limit": _n(now + p.tolerance_ms - p.interval_ms),
+                    ":exp": self._expires_at(now + p.tolerance_ms),
+                },
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return allowed_decision(p, int(result["Attributes"]["tat"]["N"]), now), None
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            stored = int(exc.response.get("Item", {}).get("tat", {}).get("N", now + p.tolerance_ms))
+            return rejected_decision(p, stored, now), stored
 
 
 def _n(value: int) -> dict[str, str]:

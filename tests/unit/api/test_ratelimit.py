@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import boto3
+import http_sf
 import pytest
+from botocore.exceptions import ConnectTimeoutError, ParamValidationError, ReadTimeoutError
 from botocore.stub import Stubber
 from moto import mock_aws
 from sentiment_api.ratelimit import (
+    MAX_DENY_ENTRIES,
     Decision,
     DynamoDbRateLimiter,
     RateLimiterUnavailable,
     RatePolicy,
     allowed_decision,
+    caller_key,
     rejected_decision,
 )
 
@@ -99,10 +103,8 @@ def test_burst_200_then_429_with_retry_after(table: tuple[object, str]) -> None:
     assert not rejected.allowed and rejected.retry_after_s == 1 and rejected.remaining == 0
     assert rejected.headers(POLICY)["Retry-After"] == "1"
     assert results[0].headers(POLICY) == {
-        "RateLimit-Limit": "200",
-        "RateLimit-Remaining": "199",
-        "RateLimit-Reset": "1",
-        "RateLimit-Policy": "200;w=120;rate=100/min",
+        "RateLimit": '"per-user";r=199;t=1',
+        "RateLimit-Policy": '"per-user";q=200;w=120;qu="request"',
     }
     # after 60 s idle, exactly 100 more are allowed (100/min refill)
     clock.advance(60)
@@ -119,7 +121,7 @@ def test_at_most_two_writes_and_no_reads(table: tuple[object, str]) -> None:
     for _ in range(205):
         calls.clear()
         limiter.check("alice")
-        assert calls and len(calls) <= 2 and set(calls) == {"UpdateItem"}
+        assert len(calls) <= 2 and set(calls) <= {"UpdateItem"}  # none at all once a deny entry answers
 
 
 def test_ttl_attribute_is_set(table: tuple[object, str]) -> None:
@@ -131,17 +133,116 @@ def test_ttl_attribute_is_set(table: tuple[object, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "code",
+    ("code", "status", "transient"),
     [
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "InternalServerError",
-        "ResourceNotFoundException",
+        ("ProvisionedThroughputExceededException", 400, True),
+        ("ThrottlingException", 400, True),
+        ("RequestLimitExceeded", 400, True),
+        ("InternalServerError", 500, True),
+        ("ServiceUnavailable", 503, True),
+        ("SomethingNew", 503, True),  # any 5xx is the store's trouble
+        ("ValidationException", 400, False),  # e.g. a key over 2,048 bytes: never a reason to fail open
+        ("ResourceNotFoundException", 400, False),  # the table is missing: misconfigured
+        ("AccessDeniedException", 400, False),
     ],
 )
-def test_store_failures_raise_unavailable(code: str) -> None:
+def test_store_failures_say_whether_they_are_transient(code: str, status: int, transient: bool) -> None:
     client = boto3.client("dynamodb", region_name="us-east-1")
     stubber = Stubber(client)
-    stubber.add_client_error("update_item", service_error_code=code, http_status_code=400)
-    with stubber, pytest.raises(RateLimiterUnavailable):
+    stubber.add_client_error("update_item", service_error_code=code, http_status_code=status)
+    with stubber, pytest.raises(RateLimiterUnavailable) as caught:
         DynamoDbRateLimiter(client, "t", POLICY, Clock()).check("alice")
+    assert (caught.value.reason, caught.value.transient) == (code, transient)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (ConnectTimeoutError(endpoint_url="https://dynamodb"), True),
+        (ReadTimeoutError(endpoint_url="https://dynamodb"), True),
+        (ParamValidationError(report="bad key"), False),
+    ],
+)
+def test_transport_failures_say_whether_they_are_transient(error: Exception, transient: bool) -> None:
+    class Failing:
+        exceptions = boto3.client("dynamodb", region_name="us-east-1").exceptions
+
+        def update_item(self, **_: object) -> None:
+            raise error
+
+    with pytest.raises(RateLimiterUnavailable) as caught:
+        DynamoDbRateLimiter(Failing(), "t", POLICY, Clock()).check("alice")
+    assert caught.value.transient is transient
+
+
+# ---- the caller's key ---------------------------------------------------------------------------------
+def test_caller_key_is_fixed_length_for_any_subject_and_separates_issuers() -> None:
+    keys = {caller_key("https://idp-a", sub) for sub in ("alice", "x" * 3000, "é\u0000\ud800", "")}
+    assert len(keys) == 4 and {len(k) for k in keys} == {len("caller#") + 64}
+    assert caller_key("https://idp-a", "alice") != caller_key("https://idp-b", "alice")
+    assert caller_key("https://idp-a", "b\nc") != caller_key("https://idp-a\nb", "c")  # no ambiguous joins
+
+
+def test_a_3000_byte_subject_is_limited_like_any_other(table: tuple[object, str]) -> None:
+    client, name = table
+    limiter = DynamoDbRateLimiter(client, name, POLICY, Clock())
+    key = caller_key("https://idp", "s" * 3000)
+    assert sum(limiter.check(key).allowed for _ in range(205)) == 200
+
+
+# ---- the deny entry -------------------------------------------------------------------------------------
+def test_a_rejected_caller_costs_no_writes_until_its_retry_time(table: tuple[object, str]) -> None:
+    client, name = table
+    clock = Clock()
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    limiter = DynamoDbRateLimiter(client, name, POLICY, clock)
+    for _ in range(200):
+        assert limiter.check("alice").allowed
+    calls.clear()
+    rejections = [limiter.check("alice") for _ in range(100)]
+    assert not any(d.allowed for d in rejections)
+    assert len(calls) == 2  # the first rejection: two failed conditional writes; the other 99: none
+    assert {d.retry_after_s for d in rejections} == {1}
+    clock.advance(0.599)
+    assert not limiter.check("alice").allowed and len(calls) == 2
+    clock.advance(0.001)  # exactly when the reference algorithm lets the next request pass
+    assert limiter.check("alice").allowed and len(calls) == 4  # the idle write fails, the busy one passes
+
+
+def test_the_deny_entry_answers_exactly_like_the_store(table: tuple[object, str]) -> None:
+    client, name = table
+    clock = Clock()
+    cached = DynamoDbRateLimiter(client, name, POLICY, clock)
+    tat = None
+    steps = [0.0] * 230 + [0.1] * 30 + [0.25] * 40 + [5.0] + [0.0] * 20
+    for step in steps:
+        clock.advance(step)
+        expected, new_tat = gcra(POLICY, tat, round(clock() * 1000))
+        tat = new_tat if new_tat is not None else tat
+        assert cached.check("alice") == expected
+
+
+def test_deny_entries_are_bounded(table: tuple[object, str]) -> None:
+    client, name = table
+    limiter = DynamoDbRateLimiter(client, name, RatePolicy(rate_per_minute=1, burst=1), Clock())
+    for i in range(MAX_DENY_ENTRIES + 5):
+        limiter._remember_denial(f"k{i}", 0)
+    assert len(limiter._denied) == MAX_DENY_ENTRIES and "k0" not in limiter._denied
+
+
+# ---- the header fields ----------------------------------------------------------------------------------
+def test_the_fields_are_structured_fields_and_agree_with_retry_after(table: tuple[object, str]) -> None:
+    client, name = table
+    limiter = DynamoDbRateLimiter(client, name, POLICY, Clock())
+    decisions = [limiter.check("alice") for _ in range(201)]
+    for decision in (decisions[0], decisions[150], decisions[200]):
+        headers = decision.headers(POLICY)
+        [(policy_name, policy)] = http_sf.parse(headers["RateLimit-Policy"].encode(), tltype="list")
+        [(limit_name, limit)] = http_sf.parse(headers["RateLimit"].encode(), tltype="list")
+        assert policy_name == limit_name == "per-user"
+        assert policy == {"q": 200, "w": 120, "qu": "request"}
+        assert limit["r"] == decision.remaining and limit["t"] == decision.reset_s
+    rejected = decisions[200].headers(POLICY)
+    assert http_sf.parse(rejected["RateLimit"].encode(), tltype="list")[0][1] == {"r": 0, "t": 1}
+    assert rejected["Retry-After"] == "1"

@@ -251,6 +251,7 @@ def test_info_lines_carry_only_ids_codes_statuses_and_latencies(
         "status",
         "latency_ms",
         "fail_open",
+        "transient",
         "reason",
         # an unexpected error: its type and stack (code lines; no message, no locals, no event)
         "error_type",

@@ -60,7 +60,7 @@ def test_no_report_yet_is_a_404_with_the_standard_error_body(
     assert body["error"]["code"] == "NOT_FOUND"
     assert "governance" in body["error"]["message"]
     assert body["error"]["correlation_id"] == headers["x-correlation-id"] == "event-explain-0001"
-    assert headers["ratelimit-limit"] == "200"  # the rate-limit middleware ran
+    assert headers["ratelimit-policy"].startswith('"per-user";q=200;')  # the rate-limit middleware ran
 
 
 def test_latest_report_summary(explain: ModuleType, empty_bucket: Any, event: Any) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
-from explanation.config import ExplainSettings
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from explanation.config import ExplainSettings
 from explanation.reports import (
     SCHEMAS,
     FileReportStore,

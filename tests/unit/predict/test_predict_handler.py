@@ -272,10 +272,8 @@ def test_ratelimit_headers_on_success_and_on_errors(predict: ModuleType, moto_en
         e = event(name)
         e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = f"headers-user-{name}"
         _, headers, _ = call(predict, e)
-        assert headers["ratelimit-limit"] == "200"
-        assert headers["ratelimit-remaining"] == "199"
-        assert headers["ratelimit-policy"] == "200;w=120;rate=100/min"
-        assert int(headers["ratelimit-reset"]) >= 1
+        assert headers["ratelimit-policy"] == '"per-user";q=200;w=120;qu="request"'
+        assert headers["ratelimit"] == '"per-user";r=199;t=1'
 
 
 def test_over_the_limit_is_429_and_other_users_are_unaffected(aws: None, event: Any) -> None:
@@ -286,19 +284,54 @@ def test_over_the_limit_is_429_and_other_users_are_unaffected(aws: None, event: 
     assert statuses == [400, 400, 429]
     status, headers, body = call(small, e)
     assert_error(status, headers, body, 429, "RATE_LIMITED", "event-predict-invalid-json-0001")
-    assert int(headers["retry-after"]) >= 1 and headers["ratelimit-remaining"] == "0"
+    assert headers["ratelimit"] == f'"per-user";r=0;t={headers["retry-after"]}'  # agrees with Retry-After
+    assert int(headers["retry-after"]) >= 1
     assert "at most 1 per minute, bursts up to 2" in body["error"]["message"]
     e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = "someone-else"
     assert call(small, e)[0] == 400
 
 
+def throttled_limiter(module: ModuleType, code: str, status: int) -> Stubber:
+    stubber = Stubber(module.limiter._client)
+    stubber.add_client_error("update_item", service_error_code=code, http_status_code=status)
+    return stubber
+
+
 @pytest.mark.parametrize(("mode", "expected"), [("open", 400), ("closed", 503)])
-def test_rate_limit_store_failure_follows_the_fail_mode(
+def test_a_transient_store_failure_follows_the_fail_mode(
     aws: None, event: Any, mode: str, expected: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = load_function("predict", {"RATE_LIMIT_FAIL_MODE": mode, "RATE_LIMIT_TABLE_NAME": "no-such-table"})
-    status, headers, body = call(module, event("predict-invalid-json"))
-    assert status == expected
+    module = load_function("predict", {"RATE_LIMIT_FAIL_MODE": mode})
+    with throttled_limiter(module, "ProvisionedThroughputExceededException", 400):
+        status, headers, body = call(module, event("predict-invalid-json"))
+    assert status == expected  # open: served (here: the body's own 400); closed: 503
     if mode == "closed":
         assert body["error"]["code"] == "RATE_LIMITER_UNAVAILABLE" and headers["retry-after"] == "1"
     assert '"RateLimiterErrors"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+@pytest.mark.parametrize(
+    ("code", "status"), [("ValidationException", 400), ("ResourceNotFoundException", 400), ("AccessDenied", 403)]
+)
+def test_any_other_store_failure_fails_closed_in_both_modes(
+    aws: None, event: Any, mode: str, code: str, status: int
+) -> None:
+    module = load_function("predict", {"RATE_LIMIT_FAIL_MODE": mode})
+    with throttled_limiter(module, code, status):
+        answer, _, body = call(module, event("predict-invalid-json"))
+    assert answer == 503 and body["error"]["code"] == "RATE_LIMITER_UNAVAILABLE"
+    assert code not in body["error"]["message"]
+
+
+def test_a_missing_table_fails_closed_even_when_configured_open(aws: None, event: Any) -> None:
+    module = load_function("predict", {"RATE_LIMIT_FAIL_MODE": "open", "RATE_LIMIT_TABLE_NAME": "no-such-table"})
+    status, _, body = call(module, event("predict-invalid-json"))
+    assert status == 503 and body["error"]["code"] == "RATE_LIMITER_UNAVAILABLE"
+
+
+def test_a_3000_byte_subject_is_limited_like_any_other_caller(aws: None, event: Any) -> None:
+    small = load_function("predict", {"RATE_LIMIT_PER_MINUTE": "1", "RATE_LIMIT_BURST": "2"})
+    e = event("predict-invalid-json")
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = "s" * 3000
+    assert [call(small, e)[0] for _ in range(3)] == [400, 400, 429]
