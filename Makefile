@@ -75,6 +75,7 @@ build: venv-sam ## sam build (into .aws-sam/)
 	@$(SAM) build
 
 bench: venv ## benchmarks that print figures (cold import, model latency, local API latency)
+	@$(PY) bench/latency_budget.py
 	@$(PY) bench/cold_import.py
 	@$(PY) bench/model_latency.py
 	@$(PY) bench/local_latency.py --model-dir $(MODEL_DIR)

@@ -30,6 +30,7 @@ def predict() -> Response:
         event.headers.get("content-type"),
         app.context["correlation_id"],
         endpoint,
+        app.context["deadline"],
     )
     return ok(body, app)
 
@@ -38,4 +39,4 @@ def predict() -> Response:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context)
+    return handle(app, event, context, settings.api.request_budget_s)

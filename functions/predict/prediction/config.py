@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sentiment_api import config as api_config
-from sentiment_core.settings import env_float, env_int, env_str, required
+from sentiment_core.settings import ConfigurationError, env_float, env_int, env_str, required
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +15,7 @@ class EndpointSettings:
     name: str
     connect_timeout_s: float
     read_timeout_s: float
-    max_attempts: int  # total attempts, botocore standard retry mode
+    max_attempts: int  # total attempts, each further one only inside the request's deadline (endpoint.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class PredictSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> PredictSettings:
         env = os.environ if env is None else env
         required(env, ("SAGEMAKER_ENDPOINT_NAME", *api_config.REQUIRED))
-        return cls(
+        settings = cls(
             api=api_config.ApiSettings.from_env(env),
             endpoint=EndpointSettings(
                 name=env_str(env, "SAGEMAKER_ENDPOINT_NAME"),
@@ -36,3 +36,10 @@ class PredictSettings:
                 max_attempts=env_int(env, "SAGEMAKER_MAX_ATTEMPTS", 2, 1, 5),
             ),
         )
+        attempt_s = settings.endpoint.connect_timeout_s + settings.endpoint.read_timeout_s
+        if settings.api.request_budget_s < attempt_s:
+            raise ConfigurationError(
+                f"REQUEST_BUDGET_S={settings.api.request_budget_s} cannot hold one SageMaker attempt "
+                f"(connect + read timeout = {attempt_s} s)"
+            )
+        return settings

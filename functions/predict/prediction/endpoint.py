@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -17,6 +19,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
     ResponseStreamingError,
 )
+from sentiment_api.deadline import Deadline
 from sentiment_api.errors import ModelError, ModelTimeout, ModelUnavailable
 from sentiment_core import wire
 from sentiment_core.wire import Prediction
@@ -27,7 +30,7 @@ MAX_MODEL_VERSION_CHARS = 128  # predict_response.json: model_version maxLength
 
 
 class SentimentEndpoint(Protocol):
-    def classify(self, text: str, correlation_id: str) -> Prediction: ...
+    def classify(self, text: str, correlation_id: str, deadline: Deadline) -> Prediction: ...
 
 
 def read_answer(body: bytes, content_type: str | None, custom_attributes: str | None = None) -> Prediction:
@@ -62,41 +65,84 @@ def map_client_error(exc: Exception) -> Exception:
     return exc
 
 
-class SageMakerEndpoint:
-    """InvokeEndpoint with explicit timeouts and bounded retries (botocore standard mode)."""
+#: Failures after which the request certainly did not reach the model, or the endpoint asked for a retry
+#: (HTTP 429/500/503 of the SageMaker front end): worth one more attempt inside the deadline. A read
+#: timeout is not among them: the model may still be working on the request, and a second one would double
+#: the load on an endpoint that is already slow, and cannot finish inside the latency objective anyway.
+RETRYABLE_CODES = frozenset({"ThrottlingException", "ServiceUnavailable", "InternalFailure"})
+RETRY_BACKOFF_S = 0.05
 
-    def __init__(self, client: Any, endpoint_name: str) -> None:
+
+def retryable(exc: Exception) -> bool:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "")) in RETRYABLE_CODES
+    return isinstance(exc, ConnectTimeoutError | EndpointConnectionError)
+
+
+_CLIENT_FAILURES = (
+    ClientError,
+    ReadTimeoutError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ResponseStreamingError,
+    IncompleteReadError,
+)
+
+
+class SageMakerEndpoint:
+    """InvokeEndpoint with explicit timeouts, and retries decided here, inside the request's deadline:
+    botocore makes one attempt per call (its retry mode and backoff differ between botocore versions, and
+    the Lambda runtime's botocore is not the one the tests pin)."""
+
+    def __init__(
+        self,
+        client: Any,
+        endpoint_name: str,
+        max_attempts: int = 1,
+        attempt_s: float = 0.75,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client = client
         self._endpoint_name = endpoint_name
+        self._max_attempts = max_attempts
+        self._attempt_s = attempt_s  # the worst case of one attempt: connect + read timeout
+        self._sleep = sleep
 
     @classmethod
     def from_settings(cls, settings: EndpointSettings) -> SageMakerEndpoint:
         config = Config(
             connect_timeout=settings.connect_timeout_s,
             read_timeout=settings.read_timeout_s,
-            retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
             tcp_keepalive=True,
         )
-        return cls(boto3.client("sagemaker-runtime", config=config), settings.name)
+        return cls(
+            boto3.client("sagemaker-runtime", config=config),
+            settings.name,
+            max_attempts=settings.max_attempts,
+            attempt_s=settings.connect_timeout_s + settings.read_timeout_s,
+        )
 
-    def classify(self, text: str, correlation_id: str) -> Prediction:
-        try:
-            response = self._client.invoke_endpoint(
-                EndpointName=self._endpoint_name,
-                ContentType=wire.REQUEST_CONTENT_TYPE,
-                Accept=wire.ACCEPT,
-                Body=wire.encode_texts([text]),
-                CustomAttributes=wire.custom_attributes(correlation_id=correlation_id),
-            )
-            body = response["Body"].read()
-        except (
-            ClientError,
-            ReadTimeoutError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            ConnectionClosedError,
-            ResponseStreamingError,
-            IncompleteReadError,
-        ) as exc:
-            raise map_client_error(exc) from exc
+    def classify(self, text: str, correlation_id: str, deadline: Deadline) -> Prediction:
+        attempt = 1
+        while True:
+            try:
+                return self._invoke(text, correlation_id)
+            except _CLIENT_FAILURES as exc:
+                again = attempt < self._max_attempts and retryable(exc)
+                if not again or not deadline.allows(RETRY_BACKOFF_S + self._attempt_s):
+                    raise map_client_error(exc) from exc
+            self._sleep(RETRY_BACKOFF_S)
+            attempt += 1
+
+    def _invoke(self, text: str, correlation_id: str) -> Prediction:
+        response = self._client.invoke_endpoint(
+            EndpointName=self._endpoint_name,
+            ContentType=wire.REQUEST_CONTENT_TYPE,
+            Accept=wire.ACCEPT,
+            Body=wire.encode_texts([text]),
+            CustomAttributes=wire.custom_attributes(correlation_id=correlation_id),
+        )
+        body = response["Body"].read()
         return read_answer(body, response.get("ContentType"), response.get("CustomAttributes"))

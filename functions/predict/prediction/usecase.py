@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sentiment_api.deadline import Deadline
 from sentiment_api.observability import count, timed
 from sentiment_api.schemas import compile_schema, validate_output
 from sentiment_core.wire import Prediction
@@ -21,11 +22,12 @@ def predict(
     content_type: str | None,
     correlation_id: str,
     endpoint: SentimentEndpoint,
+    deadline: Deadline,
 ) -> dict[str, Any]:
     """The 200 body for one POST /predict body; raises the domain errors of the request and the endpoint."""
     request = parse_predict_request(body, is_base64_encoded, content_type)
     with timed("ModelLatency"):
-        answer = endpoint.classify(request.text, correlation_id)
+        answer = endpoint.classify(request.text, correlation_id, deadline)
     count("Predictions", "Label", answer.label)
     # the label mix per model version: drift and canary comparisons of models (the artefact's version)
     count("PredictionsByModel", "ModelVersion", answer.model_version or "unknown", Label=answer.label)

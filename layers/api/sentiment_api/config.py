@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sentiment_core.settings import env_choice, env_int, env_str, required
+from sentiment_core.settings import env_choice, env_float, env_int, env_str, required
 
 #: powertools reads the two POWERTOOLS_* itself; they are required so that no metric goes to a default namespace.
 REQUIRED = ("STAGE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "RATE_LIMIT_TABLE_NAME")
@@ -25,6 +25,7 @@ class RateLimitSettings:
 class ApiSettings:
     stage: str
     rate_limit: RateLimitSettings
+    request_budget_s: float  # per request, for every dependency call together (sentiment_api.deadline)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -32,6 +33,7 @@ class ApiSettings:
         required(env, REQUIRED)
         return cls(
             stage=env_str(env, "STAGE"),
+            request_budget_s=env_float(env, "REQUEST_BUDGET_S", 1.5, 0.1, 30.0),
             rate_limit=RateLimitSettings(
                 table=env_str(env, "RATE_LIMIT_TABLE_NAME"),
                 per_minute=env_int(env, "RATE_LIMIT_PER_MINUTE", 100, 1, 60_000),

@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from .correlation import HEADER as CORRELATION_HEADER
 from .correlation import correlation_id_from_event
+from .deadline import Deadline
 from .errors import ApiError, NotFound, RateLimited, RateLimiterDown, Unauthenticated
 from .observability import MetricUnit, add_version_dimension_set, count, logger, metrics
 from .ratelimit import RateLimiter, RateLimiterUnavailable, caller_key
@@ -108,12 +109,14 @@ def create_resolver(limiter: RateLimiter, fail_open: bool = True) -> APIGatewayH
     return app
 
 
-def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Entry used by every API function: correlation id first, so that every log line and answer has it."""
+def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, budget_s: float) -> dict[str, Any]:
+    """Entry used by every API function: correlation id first, so that every log line and answer has it;
+    the request's deadline starts here (``app.context["deadline"]``: routes pass it to their dependencies)."""
+    deadline = Deadline.for_invocation(budget_s, context)
     correlation_id = correlation_id_from_event(event)
     logger.set_correlation_id(correlation_id)
     extra_headers: dict[str, str] = {}
-    app.append_context(correlation_id=correlation_id, response_headers=extra_headers)
+    app.append_context(correlation_id=correlation_id, response_headers=extra_headers, deadline=deadline)
     started = time.perf_counter()
     response = app.resolve(event, context)
     response["headers"] = {**extra_headers, **(response.get("headers") or {})}

@@ -62,6 +62,8 @@ TRANSIENT_ERROR_CODES = frozenset(
     }
 )
 _TRANSIENT_TRANSPORT_ERRORS = (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ConnectionClosedError)
+#: Per UpdateItem, one attempt each; a check makes at most two calls (docs/architecture.md, latency budget).
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S, MAX_CALLS_PER_CHECK = 0.1, 0.15, 2
 #: Deny entries kept per execution environment (a few hundred bytes each; the oldest go first).
 MAX_DENY_ENTRIES = 10_000
 
@@ -167,8 +169,8 @@ class DynamoDbRateLimiter:
         # One attempt with tight timeouts: the limiter must never eat the request's latency budget, and a
         # retry would only double the load on a store that is already throttling (fail mode decides).
         config = Config(
-            connect_timeout=0.1,
-            read_timeout=0.15,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
             retries={"total_max_attempts": 1, "mode": "standard"},
             tcp_keepalive=True,
         )

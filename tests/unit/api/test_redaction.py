@@ -114,7 +114,7 @@ class TimingOut:
 
 
 class Exploding:
-    def classify(self, text: str, correlation_id: str) -> EndpointAnswer:
+    def classify(self, text: str, correlation_id: str, deadline: object) -> EndpointAnswer:
         raise RuntimeError("a bug far from the request")
 
 
@@ -285,7 +285,7 @@ def test_the_function_code_turns_no_event_logging_on() -> None:
 
 
 class ExplodingWithTheText:
-    def classify(self, text: str, correlation_id: str) -> EndpointAnswer:
+    def classify(self, text: str, correlation_id: str, deadline: object) -> EndpointAnswer:
         raise ValueError(f"cannot classify {text!r}")
 
 

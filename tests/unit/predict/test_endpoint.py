@@ -10,13 +10,22 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
-from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from botocore.stub import Stubber
-from prediction.endpoint import SageMakerEndpoint
+from prediction.endpoint import RETRY_BACKOFF_S, SageMakerEndpoint
 from prediction.endpoint import read_answer as parse_answer
+from sentiment_api.deadline import ANSWER_RESERVE_S, Deadline
 from sentiment_api.errors import ModelError, ModelTimeout, ModelUnavailable
 from sentiment_core.wire import encode_texts
+
+#: A deadline far away, for the tests that are not about time.
+ROOMY = Deadline(expires_at=float("inf"))
 
 
 def encode_request(text: str) -> bytes:
@@ -115,7 +124,7 @@ def stubbed(code: str, status: int) -> SageMakerEndpoint:
 )
 def test_throttling_and_unavailable_are_503_with_retry_after(code: str, status: int, retry_after: str) -> None:
     with pytest.raises(ModelUnavailable) as caught:
-        stubbed(code, status).classify("hi", "cid-12345678")
+        stubbed(code, status).classify("hi", "cid-12345678", ROOMY)
     assert caught.value.status == 503
     assert caught.value.headers == {"Retry-After": retry_after}
 
@@ -126,7 +135,7 @@ def test_throttling_and_unavailable_are_503_with_retry_after(code: str, status: 
 )
 def test_model_and_endpoint_errors_are_502(code: str, status: int) -> None:
     with pytest.raises(ModelError) as caught:
-        stubbed(code, status).classify("hi", "cid-12345678")
+        stubbed(code, status).classify("hi", "cid-12345678", ROOMY)
     assert caught.value.status == 502
 
 
@@ -148,7 +157,7 @@ class RaisingClient:
 )
 def test_transport_failures(exc: Exception, error: type, status: int) -> None:
     with pytest.raises(error) as caught:
-        SageMakerEndpoint(RaisingClient(exc), "ep").classify("hi", "cid-12345678")
+        SageMakerEndpoint(RaisingClient(exc), "ep").classify("hi", "cid-12345678", ROOMY)
     assert caught.value.status == status
 
 
@@ -167,7 +176,7 @@ def test_request_parameters_sent_to_sagemaker() -> None:
         },
     )
     with stubber:
-        answer = SageMakerEndpoint(client, "sentiment-test").classify("hello, world", "cid-12345678")
+        answer = SageMakerEndpoint(client, "sentiment-test").classify("hello, world", "cid-12345678", ROOMY)
     assert answer.label == "neutral"
 
 
@@ -199,20 +208,24 @@ def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
     listener.close()
 
 
-def test_read_timeout_is_504_after_bounded_attempts(silent_server: tuple[str, list[socket.socket]]) -> None:
+def test_read_timeout_is_504_after_one_attempt(
+    silent_server: tuple[str, list[socket.socket]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client exactly as the function builds it (from_settings), pointed at a socket that never answers."""
+    from prediction.config import EndpointSettings
+
     url, accepted = silent_server
-    config = Config(connect_timeout=0.2, read_timeout=0.2, retries={"total_max_attempts": 2, "mode": "standard"})
-    client = boto3.client(
-        "sagemaker-runtime",
-        region_name=REGION,
-        endpoint_url=url,
-        config=config,
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    for name, value in {
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }.items():
+        monkeypatch.setenv(name, value)
+    endpoint = SageMakerEndpoint.from_settings(EndpointSettings("ep", 0.2, 0.2, 2))
     with pytest.raises(ModelTimeout):
-        SageMakerEndpoint(client, "ep").classify("hi", "cid-12345678")
-    assert len(accepted) == 2  # the first try and exactly one retry
+        endpoint.classify("hi", "cid-12345678", ROOMY)
+    assert len(accepted) == 1  # a read timeout is never retried, whatever the attempts and the time left
 
 
 def test_answer_shapes_shared_with_the_governance_reader() -> None:
@@ -261,4 +274,114 @@ def test_a_stream_that_breaks_while_reading_the_answer_is_a_model_error() -> Non
             return {"Body": BrokenBody(), "ContentType": "application/json"}
 
     with pytest.raises(ModelError):
-        SageMakerEndpoint(Client(), "ep").classify("text", "corr-12345678")
+        SageMakerEndpoint(Client(), "ep").classify("text", "corr-12345678", ROOMY)
+
+
+# ---- retries inside the deadline, on a simulated clock -------------------------------------------------
+class SimulatedClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class ScriptedClient:
+    """Answers each call with the next scripted outcome (an exception, or a label), after ``takes_s``."""
+
+    def __init__(self, clock: SimulatedClock, *outcomes: Exception | str, takes_s: float = 0.0) -> None:
+        self.clock, self.outcomes, self.takes_s, self.calls = clock, list(outcomes), takes_s, 0
+
+    def invoke_endpoint(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        self.clock.now += self.takes_s
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return {
+            "Body": io.BytesIO(json.dumps({"predicted_label": outcome}).encode()),
+            "ContentType": "application/json",
+        }
+
+
+def throttled() -> ClientError:
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint")
+
+
+def endpoint_for(client: ScriptedClient, clock: SimulatedClock) -> SageMakerEndpoint:
+    return SageMakerEndpoint(client, "ep", max_attempts=2, attempt_s=0.75, sleep=clock.sleep)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [ConnectTimeoutError(endpoint_url="http://x"), EndpointConnectionError(endpoint_url="http://x"), throttled()],
+    ids=["connect-timeout", "no-connection", "throttled"],
+)
+def test_a_failure_before_the_model_is_retried_once_when_the_deadline_allows(first: Exception) -> None:
+    clock = SimulatedClock()
+    client = ScriptedClient(clock, first, "positive", takes_s=0.1)
+    answer = endpoint_for(client, clock).classify("hi", "cid-12345678", Deadline(1.5, clock))
+    assert answer.label == "positive" and client.calls == 2 and clock.sleeps == [RETRY_BACKOFF_S]
+
+
+def test_no_retry_that_could_not_finish_before_the_deadline() -> None:
+    clock = SimulatedClock()
+    client = ScriptedClient(clock, throttled(), "positive", takes_s=0.71)  # 0.79 s left < 0.05 + 0.75
+    with pytest.raises(ModelUnavailable):
+        endpoint_for(client, clock).classify("hi", "cid-12345678", Deadline(1.5, clock))
+    assert client.calls == 1 and clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ReadTimeoutError(endpoint_url="http://x"),
+        ClientError({"Error": {"Code": "ModelError", "Message": "boom"}}, "InvokeEndpoint"),
+        ClientError({"Error": {"Code": "ModelNotReadyException", "Message": "wait"}}, "InvokeEndpoint"),
+        ConnectionClosedError(endpoint_url="http://x"),
+    ],
+    ids=["read-timeout", "model-error", "model-not-ready", "connection-closed"],
+)
+def test_failures_at_or_after_the_model_are_never_retried(failure: Exception) -> None:
+    clock = SimulatedClock()
+    client = ScriptedClient(clock, failure, "positive")
+    with pytest.raises((ModelTimeout, ModelError, ModelUnavailable)):
+        endpoint_for(client, clock).classify("hi", "cid-12345678", Deadline(100.0, clock))
+    assert client.calls == 1
+
+
+def test_attempts_are_bounded_even_with_time_to_spare() -> None:
+    clock = SimulatedClock()
+    client = ScriptedClient(clock, throttled(), throttled(), throttled())
+    with pytest.raises(ModelUnavailable):
+        endpoint_for(client, clock).classify("hi", "cid-12345678", Deadline(100.0, clock))
+    assert client.calls == 2
+
+
+def test_the_deadline_is_the_budget_or_what_the_invocation_has_left() -> None:
+    class Context:
+        def __init__(self, ms: int) -> None:
+            self.ms = ms
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.ms
+
+    clock = SimulatedClock()
+    assert Deadline.for_invocation(1.5, Context(3000), clock).remaining_s() == 1.5
+    assert Deadline.for_invocation(1.5, Context(1000), clock).remaining_s() == pytest.approx(1.0 - ANSWER_RESERVE_S)
+    assert Deadline.for_invocation(1.5, Context(100), clock).remaining_s() == 0.0
+    assert Deadline.for_invocation(1.5, None, clock).remaining_s() == 1.5
+
+
+def test_from_settings_makes_one_botocore_attempt_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prediction.config import EndpointSettings
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    endpoint = SageMakerEndpoint.from_settings(EndpointSettings("ep", 0.25, 0.5, 2))
+    assert endpoint._client.meta.config.retries["total_max_attempts"] == 1
+    assert (endpoint._max_attempts, endpoint._attempt_s) == (2, 0.75)

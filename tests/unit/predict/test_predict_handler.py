@@ -182,7 +182,7 @@ def test_unexpected_bug_is_a_generic_500_without_internals(
     detail = "internal secret detail"
 
     class Exploding:
-        def classify(self, text: str, correlation_id: str) -> Any:
+        def classify(self, text: str, correlation_id: str, deadline: Any) -> Any:
             raise KeyError(detail)
 
     monkeypatch.setattr(predict, "endpoint", Exploding())
@@ -205,7 +205,7 @@ def test_an_answer_that_fails_our_schema_is_a_500_with_the_public_message(
     from sentiment_core.wire import Prediction
 
     class Confused:
-        def classify(self, text: str, correlation_id: str) -> Any:
+        def classify(self, text: str, correlation_id: str, deadline: Any) -> Any:
             return Prediction("sarcastic")  # no endpoint parser lets this through: a bug of ours
 
     monkeypatch.setattr(predict, "endpoint", Confused())
@@ -220,7 +220,7 @@ def test_an_over_long_model_version_still_answers_200(
     predict: ModuleType, event: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Verbose:
-        def classify(self, text: str, correlation_id: str) -> Any:
+        def classify(self, text: str, correlation_id: str, deadline: Any) -> Any:
             from prediction.endpoint import read_answer
 
             return read_answer(
