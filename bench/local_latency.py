@@ -32,31 +32,21 @@ TEXTS = [
 ]
 
 
-def start_stack(model_dir: Path, keys_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_stack(model_dir: Path, keys_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """``python -m local_stack serve`` on free ports; (process, API URL, model server URL) once it is ready."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("local", "layers/core", "model"))}
-    command = [
-        sys.executable,
-        "-m",
-        "local_stack",
-        "serve",
-        "--port",
-        "0",
-        "--model-port",
-        "0",
-        "--model-dir",
-        str(model_dir),
-        "--keys-dir",
-        str(keys_dir),
-    ]
+    command = [sys.executable, "-m", "local_stack", "serve", "--port", "0", "--model-port", "0",
+               "--model-dir", str(model_dir), "--keys-dir", str(keys_dir)]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        match = re.search(r"^API: (http://\S+)", log.read_text(errors="replace"), re.MULTILINE)
-        if match:
-            return process, match.group(1)
+        text = log.read_text(errors="replace")
+        api, model = re.search(r"^API: (http://\S+)", text, re.M), re.search(r"^MODEL: (http://\S+)", text, re.M)
+        if api and model:
+            return process, api.group(1), model.group(1)
         if process.poll() is not None:
-            raise SystemExit(f"stack exited:\n{log.read_text(errors='replace')}")
+            raise SystemExit(f"stack exited:\n{text}")
         time.sleep(0.1)
     raise SystemExit("stack did not start in 120 s")
 
@@ -86,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp) / "keys"
-        process, api = start_stack(args.model_dir, keys, Path(tmp) / "stack.log")
+        process, api, _ = start_stack(args.model_dir, keys, Path(tmp) / "stack.log")
         try:
             session = requests.Session()
             statuses: collections.Counter[int] = collections.Counter()

@@ -3,8 +3,9 @@ integrations (payload format 2.0), invoking the unchanged handlers under ``funct
 layers and environment variables come from template.yaml (local_stack.template).
 
 Per request: match the route (404 ``{"message":"Not Found"}`` for an unknown path or method), run the
-JWT authorizer (401/403), build the 2.0 event, invoke the handler with a LambdaContext (one invocation
-at a time, like one warm Lambda instance), and turn its result into HTTP by the 2.0 response rules. A
+JWT authorizer (401/403), build the 2.0 event, invoke the handler with a LambdaContext (``serve``: in a
+pool of function instances, each its own process, local_stack.instances; tests: in this process, one
+invocation at a time), and turn its result into HTTP by the 2.0 response rules. A
 handler that raises, or returns something API Gateway could not read, gives 500
 ``{"message":"Internal Server Error"}``.
 """
@@ -19,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -30,6 +31,7 @@ from . import REPO_ROOT, template
 from .authorizer import AuthorizerConfig, Denied, authorize
 from .events import HttpRequest, build_event
 from .idp import AUDIENCE, DevIdentityProvider
+from .instances import FunctionPool, InstanceSpec
 from .lambda_context import REGION, new_context
 from .runtime import Handler, load_handler
 from .template import Function
@@ -112,15 +114,41 @@ def apply_environment(env: Mapping[str, str]) -> None:
 
 
 def load_routes(functions: Iterable[Function] | None = None) -> list[Route]:
-    """One route per HttpApi event of the template, each invoking its function's unchanged handler."""
+    """One route per HttpApi event of the template, each invoking its function's unchanged handler in this
+    process, one invocation at a time (one warm instance per function; tests and single-process use)."""
     routes = []
     for function in api_functions() if functions is None else functions:
-        handler = load_handler(function)
+        handler = single_instance(load_handler(function))
         routes += [
             Route(route.method, route.path, function_name(function), handler, route.scopes, function.timeout_s)
             for route in function.routes
         ]
     return routes
+
+
+def pooled_routes(env: Mapping[str, str], max_instances: int) -> tuple[list[Route], list[FunctionPool]]:
+    """One route per HttpApi event, each function running in its own processes (local_stack.instances): up
+    to ``max_instances`` execution environments per function, like Lambda's concurrency."""
+    routes, pools = [], []
+    for function in api_functions():
+        pool = FunctionPool(InstanceSpec(function, dict(env)), max_instances)
+        pools.append(pool)
+        routes += [
+            Route(route.method, route.path, function_name(function), pool, route.scopes, function.timeout_s)
+            for route in function.routes
+        ]
+    return routes, pools
+
+
+def single_instance(handler: Handler) -> Handler:
+    """``handler`` behind a lock: one invocation at a time, as in one execution environment."""
+    lock = threading.Lock()
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        with lock:
+            return handler(event, context)
+
+    return invoke
 
 
 # ---- HTTP ⇄ Lambda ----------------------------------------------------------------------------------
@@ -227,7 +255,6 @@ class ApiEmulator:
     authorizer: AuthorizerConfig
     jwks: Mapping[str, Any]
     clock: Callable[[], float] = time.time
-    _instance: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         response = self.dispatch(_Request(environ))
@@ -255,12 +282,11 @@ class ApiEmulator:
 
     def invoke(self, route: Route, event: dict[str, Any]) -> Response:
         context = new_context(route.function_name, route.timeout_s)
-        with self._instance:
-            try:
-                result = route.handler(event, context)
-            except Exception:  # API Gateway answers 500 to any function error; logged in full
-                log.exception("%s failed (request %s)", route.function_name, context.aws_request_id)
-                return message_response(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
+        try:
+            result = route.handler(event, context)
+        except Exception:  # API Gateway answers 500 to any function error; logged in full
+            log.exception("%s failed (request %s)", route.function_name, context.aws_request_id)
+            return message_response(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
         try:
             result_http = http_result(result)
         except MalformedResponse as exc:

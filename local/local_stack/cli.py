@@ -1,8 +1,9 @@
 """The command line of the local stack: ``python -m local_stack serve|token``.
 
-serve  starts the model server, a local DynamoDB (moto, for the per-user rate limiter) and the HTTP API
-       emulator (port 0 picks a free port; the real ones are printed), and stops them cleanly on Ctrl-C
-       or SIGTERM.
+serve  starts the model server and a local DynamoDB (moto, for the per-user rate limiter), each in its
+       own process, then the HTTP API emulator, whose functions run in their own processes too (up to
+       --concurrency instances each, one request at a time per instance, like Lambda); port 0 picks a
+       free port (the real ones are printed). Ctrl-C or SIGTERM stops everything.
 token  prints a dev IdP access token, and nothing else, on stdout (``make token SUB=alice``).
 """
 
@@ -11,25 +12,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from werkzeug.serving import BaseWSGIServer, make_server
-
 from . import REPO_ROOT
-from .api import (
-    ENDPOINT_NAME,
-    JWKS_PATH,
-    RATE_LIMIT_TABLE,
-    apply_environment,
-    create_app,
-    lambda_environment,
-    load_routes,
-)
-from .dynamodb import create_rate_limit_table, start_dynamodb
+from .api import ENDPOINT_NAME, JWKS_PATH, RATE_LIMIT_TABLE, create_app, lambda_environment, pooled_routes
+from .dynamodb import create_rate_limit_table
 from .idp import AUDIENCE, DEFAULT_KEYS_DIR, DEFAULT_SUB, DEFAULT_TTL_S, ISSUER, PREDICT_SCOPE, load_or_create
-from .servers import SIDE_HOST, QuietRequestHandler, start_serving, stop_on_signals, stop_serving, url_of
+from .instances import FunctionPool
+from .processes import Child, ChildFailed, start_child, stop_children
+from .servers import make_wsgi_server, start_serving, stop_on_signals, stop_serving, url_of
 
+DEFAULT_CONCURRENCY = 8
 SHIPPED_MODEL_DIR = REPO_ROOT / "model" / "artefacts" / "minilm-sentiment"
 
 
@@ -51,6 +46,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     serve.add_argument("--keys-dir", type=Path, default=DEFAULT_KEYS_DIR)
     serve.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="most instances (processes) per function, as Lambda's concurrency; one request at a time each",
+    )
+    serve.add_argument(
         "--enable-fault-injection",
         action="store_true",
         help="tests only: the model server injects the fault named by a correlation id fault-<kind>-... "
@@ -70,17 +71,28 @@ def print_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_model_server(model_dir: Path, port: int, fault_injection: bool = False) -> tuple[BaseWSGIServer, str]:
-    # Imported here, not at the top: `token` must not need the model's dependencies (scikit-learn …).
-    from sentiment_model.runtime import load_model
+def start_side_servers(args: argparse.Namespace) -> tuple[Child, Child]:
+    """The model server and the DynamoDB stand-in, each in its own process."""
+    model_args = ["local_stack.model_server", "--port", str(args.model_port), "--model-dir", str(args.model_dir),
+                  "--endpoint-name", ENDPOINT_NAME]  # fmt: skip
+    if args.enable_fault_injection:
+        model_args.append("--enable-fault-injection")
+    model = start_child("model server", model_args, r"^model server: (http://\S+) .*model_version=(\S+)")
+    try:
+        dynamodb = start_child("dynamodb", ["local_stack.dynamodb"], r"^dynamodb: (http://\S+)")
+    except ChildFailed:
+        model.stop()
+        raise
+    return model, dynamodb
 
-    from .model_server.app import create_app as create_model_app
-    from .model_server.faults import CorrelationIdFaults
 
-    model = load_model(model_dir)
-    app = create_model_app(model, ENDPOINT_NAME, faults=CorrelationIdFaults() if fault_injection else None)
-    server = make_server(SIDE_HOST, port, app, threaded=True, request_handler=QuietRequestHandler)
-    return server, str(getattr(model, "version", "unknown"))
+def prewarm(pools: list[FunctionPool]) -> None:
+    """One warm instance per function before the banner (each imports its handler in parallel)."""
+    threads = [threading.Thread(target=pool.prewarm, name=f"prewarm:{pool.spec.function.logical_id}") for pool in pools]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -94,35 +106,48 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
     stop = stop_on_signals()
-    model_server, model_version = start_model_server(args.model_dir, args.model_port, args.enable_fault_injection)
-    dynamodb_server = start_dynamodb()
-    apply_environment(lambda_environment(url_of(model_server), url_of(dynamodb_server)))
-    idp = load_or_create(args.keys_dir)
-    routes = load_routes()
-    api_server = make_server(args.host, args.port, create_app(routes, idp), threaded=True)
-    servers = (model_server, dynamodb_server, api_server)
-    threads = start_serving(servers)
     try:
-        create_rate_limit_table(url_of(dynamodb_server))
-        print_banner(
-            url_of(api_server, args.host),
-            url_of(model_server),
-            url_of(dynamodb_server),
-            model_version,
-            ", ".join(route.key for route in routes),
-        )
-        if args.enable_fault_injection:
-            print("FAULT INJECTION: enabled (x-correlation-id: fault-<kind>-...; tests only)", flush=True)
-        stop.wait()
-        print("stopping", flush=True)
+        model, dynamodb = start_side_servers(args)
+    except ChildFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    children, pools = [model, dynamodb], list[FunctionPool]()
+    try:
+        create_rate_limit_table(dynamodb.url)
+        routes, pools = pooled_routes(lambda_environment(model.url, dynamodb.url), args.concurrency)
+        prewarm(pools)
+        app = create_app(routes, load_or_create(args.keys_dir))
+        # a thread per possible concurrent invocation of each function, and a few for JWKS and refusals
+        api_server = make_wsgi_server(args.host, args.port, app, threads=args.concurrency * len(pools) + 4, name="api")
+        threads = start_serving([api_server])
+        try:
+            print_banner(
+                url_of(api_server, args.host),
+                model.url,
+                dynamodb.url,
+                model.match.group(2),
+                ", ".join(route.key for route in routes),
+                args.concurrency,
+            )
+            if args.enable_fault_injection:
+                print("FAULT INJECTION: enabled (x-correlation-id: fault-<kind>-...; tests only)", flush=True)
+            stop.wait()
+            print("stopping", flush=True)
+        finally:
+            stop_serving([api_server], threads)
     finally:
-        stop_serving(servers, threads)
+        for pool in pools:
+            pool.close()
+        stop_children(children)
     return 0
 
 
-def print_banner(api_url: str, model_url: str, dynamodb_url: str, model_version: str, routes: str) -> None:
+def print_banner(
+    api_url: str, model_url: str, dynamodb_url: str, model_version: str, routes: str, concurrency: int
+) -> None:
     print(
         f"API: {api_url}  ({routes}; GET {JWKS_PATH})\n"
+        f"FUNCTIONS: up to {concurrency} instances per function, each its own process (--concurrency)\n"
         f"MODEL: {model_url}  (endpoint {ENDPOINT_NAME}, model version {model_version})\n"
         f"DYNAMODB: {dynamodb_url}  (table {RATE_LIMIT_TABLE}, in memory)\n"
         f"ISSUER: {ISSUER}  (audience {AUDIENCE}, scope {PREDICT_SCOPE})\n"

@@ -1,26 +1,81 @@
-"""Serving helpers shared by the local stack's servers (HTTP API, model server, DynamoDB)."""
+"""Serving helpers shared by the local stack's servers (HTTP API, model server, DynamoDB).
+
+Every server is waitress (a production WSGI server, pure Python): HTTP/1.1 keep-alive, so clients keep
+their connections as boto3 does with AWS and clients with API Gateway, and a fixed pool of worker threads.
+werkzeug's development server, used before, closes every connection after one answer ("Connection:
+close", always) and starts a thread per connection: each request paid a new TCP connection and a new
+thread (bench/throughput.py measures the difference)."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
+from waitress.server import create_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 SIDE_HOST = "127.0.0.1"  # the model server and DynamoDB serve only the local functions
+# waitress warns when requests wait for a free thread: under a load test that is the point, not a fault.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
-class QuietRequestHandler(WSGIRequestHandler):
-    """The side servers do not log each request with werkzeug's access line: the API's access log (and the
-    model server's own line per request) are the ones to read."""
+class WsgiServer:
+    """One waitress server, with the small interface the stack uses (port, serve_forever, shutdown)."""
 
+    def __init__(self, host: str, port: int, app: WSGIApplication, threads: int, name: str) -> None:
+        self._server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident=name,
+            channel_timeout=120,
+            connection_limit=1000,
+            clear_untrusted_proxy_headers=True,
+        )
+        self.server_port: int = int(self._server.effective_port)
+        self._stopped = threading.Event()
+
+    def serve_forever(self, poll_interval: float = 0.1) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            if not self._stopped.is_set():
+                raise  # closed by shutdown(): the loop ends with a closed socket
+
+    def shutdown(self) -> None:
+        self._stopped.set()
+        self._server.close()
+
+    def server_close(self) -> None:
+        pass  # shutdown() closed it
+
+
+def make_wsgi_server(host: str, port: int, app: WSGIApplication, threads: int = 8, name: str = "local") -> WsgiServer:
+    """A server for ``app`` (not started; port 0 picks a free port)."""
+    return WsgiServer(host, port, app, threads, name)
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
+        pass  # the model server logs its own line per request
 
 
-def url_of(server: BaseWSGIServer, host: str = SIDE_HOST) -> str:
+def make_socket_server(host: str, port: int, app: WSGIApplication) -> BaseWSGIServer:
+    """werkzeug's threaded server, whose environ carries the connection's socket (``werkzeug.socket``):
+    only for the model server's fault injection (tests), which resets that socket for real. It closes
+    every connection after one answer, which is why it serves nothing else."""
+    return make_server(host, port, app, threaded=True, request_handler=_QuietRequestHandler)
+
+
+def url_of(server: WsgiServer | BaseWSGIServer, host: str = SIDE_HOST) -> str:
     return f"http://{host}:{server.server_port}"
 
 
@@ -36,7 +91,7 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def start_serving(servers: Sequence[BaseWSGIServer]) -> list[threading.Thread]:
+def start_serving(servers: Sequence[WsgiServer]) -> list[threading.Thread]:
     threads = [
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"serve:{server.server_port}")
         for server in servers
@@ -46,9 +101,9 @@ def start_serving(servers: Sequence[BaseWSGIServer]) -> list[threading.Thread]:
     return threads
 
 
-def stop_serving(servers: Sequence[BaseWSGIServer], threads: Sequence[threading.Thread]) -> None:
+def stop_serving(servers: Sequence[WsgiServer], threads: Sequence[threading.Thread]) -> None:
     for server in servers:
         server.shutdown()
         server.server_close()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=10)

@@ -201,6 +201,8 @@ def test_json_documents(fuzzer: Fuzzer, document: Any, ensure_ascii: bool, inden
     valid = isinstance(document, dict) and set(document) == {"text"} and isinstance(document["text"], str)
     if len(body) > 1024:
         assert response.status_code == 413
+    elif valid and not document["text"].strip():
+        assert (response.status_code, answer["error"]["code"]) == (400, "EMPTY_TEXT")
     elif valid:
         assert response.status_code == 200, answer
     else:
@@ -222,6 +224,8 @@ def test_texts(fuzzer: Fuzzer, text: str, ensure_ascii: bool, surrogate: str | N
         assert response.status_code == 413
     elif surrogate in {"\\ud800", "\\udfff"}:
         assert (response.status_code, answer["error"]["code"]) == (400, "INVALID_ENCODING")
+    elif surrogate is None and not text.strip():
+        assert (response.status_code, answer["error"]["code"]) == (400, "EMPTY_TEXT")
     else:
         assert response.status_code == 200, answer
         assert answer["sentiment"] in {"positive", "neutral", "negative"}

@@ -6,16 +6,21 @@ emission interval T = 60 / rate (0.6 s) and burst tolerance tau = burst * T (120
 theoretical arrival time (TAT) of the next request, in integer epoch milliseconds. A request at time `now`
 is allowed when max(TAT, now) + T - now <= tau, and then TAT becomes max(TAT, now) + T.
 
-DynamoDB, without a read and with at most two conditional UpdateItem calls, one attempt each:
-  1. idle path:  SET tat = now + T            IF attribute_not_exists(tat) OR tat <= now
-  2. busy path:  SET tat = tat + T            IF tat <= now + tau - T
-If (2) fails too, the request is rejected; the failed condition returns the stored TAT (ALL_OLD), which
-gives Retry-After. TTL (expires_at) lets DynamoDB drop idle callers; an expired item is equivalent to none.
+DynamoDB, without a read, with conditional UpdateItem calls of one attempt each:
+  idle path:  SET tat = now + T            IF attribute_not_exists(tat) OR tat <= now
+  busy path:  SET tat = tat + T            IF now < tat <= now + tau - T
+If the busy path fails on a TAT beyond the limit, the request is rejected; the failed condition returns the
+stored TAT (ALL_OLD), which gives Retry-After. TTL (expires_at) lets DynamoDB drop idle callers; an expired
+item is equivalent to none.
 
-A rejection writes nothing, so the stored TAT stays what it was until the caller is allowed again: the
-limiter keeps it in memory (a deny entry, bounded in number) and answers that caller's next requests from
-it, exactly, with no DynamoDB call, until the time the next request can pass. A caller hammering a closed
-bucket therefore costs two failed writes once per execution environment, not two per request.
+Each execution environment remembers the last TAT it saw per caller (bounded in number, oldest dropped
+first). The stored TAT only grows, so that value is a lower bound, and it is used twice:
+  - when even the lower bound rejects, the request is rejected with no DynamoDB call at all, exactly as the
+    store would answer until the time the next request can pass: a caller hammering a closed bucket costs
+    nothing after its first rejection;
+  - the path it points to goes first (a TAT in the future: busy path), so a caller this environment knows
+    costs one write per request instead of two; a wrong guess costs one more write, never a wrong answer,
+    because each write's condition is evaluated by DynamoDB.
 
 The key is a hash of the token's issuer and subject (``caller_key``): fixed length whatever the `sub`, and
 two identity providers cannot share a bucket.
@@ -62,10 +67,11 @@ TRANSIENT_ERROR_CODES = frozenset(
     }
 )
 _TRANSIENT_TRANSPORT_ERRORS = (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ConnectionClosedError)
-#: Per UpdateItem, one attempt each; a check makes at most two calls (docs/architecture.md, latency budget).
-CONNECT_TIMEOUT_S, READ_TIMEOUT_S, MAX_CALLS_PER_CHECK = 0.1, 0.15, 2
-#: Deny entries kept per execution environment (a few hundred bytes each; the oldest go first).
-MAX_DENY_ENTRIES = 10_000
+#: Per UpdateItem, one attempt each; a check makes one or two calls, three when another instance moves the
+#: caller's TAT between them (docs/architecture.md, latency budget).
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S, MAX_CALLS_PER_CHECK = 0.1, 0.15, 3
+#: Callers whose last TAT an execution environment remembers (a few hundred bytes each; the oldest go first).
+MAX_KNOWN_CALLERS = 10_000
 
 
 def caller_key(issuer: str, subject: str) -> str:
@@ -162,7 +168,7 @@ class DynamoDbRateLimiter:
         self._table = table_name
         self.policy = policy
         self._clock = clock
-        self._denied: OrderedDict[str, int] = OrderedDict()  # key -> stored TAT of its last rejection
+        self._known: OrderedDict[str, int] = OrderedDict()  # key -> the last TAT this instance saw for it
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings) -> DynamoDbRateLimiter:
@@ -183,29 +189,42 @@ class DynamoDbRateLimiter:
 
     def check(self, key: str) -> Decision:
         now = round(self._clock() * 1000)
-        denied_tat = self._denied.get(key)
-        if denied_tat is not None:
-            if now < next_allowed_at(self.policy, denied_tat):
-                return rejected_decision(self.policy, denied_tat, now)  # no DynamoDB call
-            del self._denied[key]
+        known = self._known.get(key)
+        if known is not None and now < next_allowed_at(self.policy, known):
+            # the stored TAT is at least `known` (it only grows): rejected for certain, no DynamoDB call
+            return rejected_decision(self.policy, known, now)
         try:
-            decision, stored_tat = self._check_store(key, now)
+            decision, tat = self._check_store(key, now, busy_first=known is not None and known > now)
         except (ClientError, BotoCoreError) as exc:
             raise unavailable(exc) from None
-        if stored_tat is not None:
-            self._remember_denial(key, stored_tat)
+        self._remember(key, tat)
         return decision
 
-    def _remember_denial(self, key: str, stored_tat: int) -> None:
-        self._denied[key] = stored_tat
-        self._denied.move_to_end(key)
-        while len(self._denied) > MAX_DENY_ENTRIES:
-            self._denied.popitem(last=False)
+    def _remember(self, key: str, tat: int) -> None:
+        self._known[key] = tat
+        self._known.move_to_end(key)
+        while len(self._known) > MAX_KNOWN_CALLERS:
+            self._known.popitem(last=False)
 
-    def _check_store(self, key: str, now: int) -> tuple[Decision, int | None]:
-        """The decision, and the stored TAT when rejected (None when allowed)."""
+    def _check_store(self, key: str, now: int, busy_first: bool) -> tuple[Decision, int]:
+        """The decision and the TAT it leaves (allowed: the new one; rejected: the stored one). The path
+        this instance last saw goes first, so a caller it knows costs one write; a guess that turns out
+        wrong costs one more. At most three writes, when another instance moves the TAT in between."""
         p = self.policy
-        fresh = now + p.interval_ms
+        if busy_first:
+            decision = self._busy(key, now)
+            if decision is not None:
+                return decision
+        if self._idle(key, now):
+            return allowed_decision(p, now + p.interval_ms, now), now + p.interval_ms
+        decision = self._busy(key, now)
+        if decision is not None:
+            return decision
+        raise RateLimiterUnavailable("Contention", transient=True)  # the TAT moved back under us: TTL expiry
+
+    def _idle(self, key: str, now: int) -> bool:
+        """SET tat = now + T IF there is none or it is in the past; False when the condition failed."""
+        fresh = now + self.policy.interval_ms
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -214,27 +233,36 @@ class DynamoDbRateLimiter:
                 ConditionExpression="attribute_not_exists(tat) OR tat <= :now",
                 ExpressionAttributeValues={":fresh": _n(fresh), ":now": _n(now), ":exp": self._expires_at(fresh)},
             )
-            return allowed_decision(p, fresh, now), None
         except self._client.exceptions.ConditionalCheckFailedException:
-            pass
+            return False
+        return True
+
+    def _busy(self, key: str, now: int) -> tuple[Decision, int] | None:
+        """SET tat = tat + T IF now < tat <= now + tau - T: allowed, or rejected (the stored TAT is beyond
+        the limit), or None when there is no TAT in the future (the idle path applies)."""
+        p = self.policy
         try:
             result = self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": key}},
                 UpdateExpression="SET tat = tat + :t, expires_at = :exp",
-                ConditionExpression="tat <= :limit",
+                ConditionExpression="tat > :now AND tat <= :limit",
                 ExpressionAttributeValues={
                     ":t": _n(p.interval_ms),
+                    ":now": _n(now),
                     ":limit": _n(now + p.tolerance_ms - p.interval_ms),
                     ":exp": self._expires_at(now + p.tolerance_ms),
                 },
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return allowed_decision(p, int(result["Attributes"]["tat"]["N"]), now), None
         except self._client.exceptions.ConditionalCheckFailedException as exc:
-            stored = int(exc.response.get("Item", {}).get("tat", {}).get("N", now + p.tolerance_ms))
-            return rejected_decision(p, stored, now), stored
+            stored = exc.response.get("Item", {}).get("tat", {}).get("N")
+            if stored is None or int(stored) <= now:
+                return None
+            return rejected_decision(p, int(stored), now), int(stored)
+        new_tat = int(result["Attributes"]["tat"]["N"])
+        return allowed_decision(p, new_tat, now), new_tat
 
 
 def _n(value: int) -> dict[str, str]:

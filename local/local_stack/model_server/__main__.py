@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     faults = CorrelationIdFaults() if args.enable_fault_injection else None
-    server = serve(create_app(model, args.endpoint_name, faults=faults), args.host, args.port)
+    server = serve(
+        create_app(model, args.endpoint_name, faults=faults), args.host, args.port, fault_injection=bool(faults)
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -14,10 +14,10 @@ import numpy as np
 from sentiment_core import wire
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer
 from werkzeug.wrappers import Request, Response
 
-from ..servers import QuietRequestHandler
+from ..servers import WsgiServer, make_socket_server, make_wsgi_server
 
 log = logging.getLogger("local_stack.model_server")  # one logger for the server, whatever module logs
 
@@ -237,6 +237,10 @@ def correlation_id_of(custom_attributes: str | None) -> str:
 # --- serving --------------------------------------------------------------------------------------------
 
 
-def serve(app: ModelServer, host: str, port: int) -> Any:
-    """A threaded werkzeug server for ``app`` (not started; port 0 picks a free port)."""
-    return make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+def serve(app: ModelServer, host: str, port: int, *, fault_injection: bool = False) -> WsgiServer | BaseWSGIServer:
+    """A server for ``app`` (not started; port 0 picks a free port): 8 threads, as onnxruntime releases the
+    GIL while it runs the model. With fault injection, werkzeug's server instead: the ``reset`` fault needs
+    the connection's socket, which only it puts in the environ (local_stack.servers.make_socket_server)."""
+    if fault_injection:
+        return make_socket_server(host, port, app)
+    return make_wsgi_server(host, port, app, threads=8, name="model-server")

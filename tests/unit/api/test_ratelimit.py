@@ -11,7 +11,7 @@ from botocore.exceptions import ConnectTimeoutError, ParamValidationError, ReadT
 from botocore.stub import Stubber
 from moto import mock_aws
 from sentiment_api.ratelimit import (
-    MAX_DENY_ENTRIES,
+    MAX_KNOWN_CALLERS,
     Decision,
     DynamoDbRateLimiter,
     RateLimiterUnavailable,
@@ -190,32 +190,66 @@ def test_a_3000_byte_subject_is_limited_like_any_other(table: tuple[object, str]
     assert sum(limiter.check(key).allowed for _ in range(205)) == 200
 
 
-# ---- the deny entry -------------------------------------------------------------------------------------
+# ---- what an execution environment remembers ---------------------------------------------------------
+def count_calls(client: object) -> list[str]:
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))  # type: ignore[attr-defined]
+    return calls
+
+
 def test_a_rejected_caller_costs_no_writes_until_its_retry_time(table: tuple[object, str]) -> None:
     client, name = table
     clock = Clock()
-    calls: list[str] = []
-    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    calls = count_calls(client)
     limiter = DynamoDbRateLimiter(client, name, POLICY, clock)
     for _ in range(200):
         assert limiter.check("alice").allowed
     calls.clear()
     rejections = [limiter.check("alice") for _ in range(100)]
     assert not any(d.allowed for d in rejections)
-    assert len(calls) == 2  # the first rejection: two failed conditional writes; the other 99: none
+    assert calls == []  # the TAT this instance set says it all: no write for any of the 100
     assert {d.retry_after_s for d in rejections} == {1}
     clock.advance(0.599)
-    assert not limiter.check("alice").allowed and len(calls) == 2
+    assert not limiter.check("alice").allowed and calls == []
     clock.advance(0.001)  # exactly when the reference algorithm lets the next request pass
-    assert limiter.check("alice").allowed and len(calls) == 4  # the idle write fails, the busy one passes
+    assert limiter.check("alice").allowed and calls == ["UpdateItem"]  # busy path first: one write
 
 
-def test_the_deny_entry_answers_exactly_like_the_store(table: tuple[object, str]) -> None:
+def test_a_caller_this_instance_knows_costs_one_write_per_request(table: tuple[object, str]) -> None:
+    client, name = table
+    calls = count_calls(client)
+    limiter = DynamoDbRateLimiter(client, name, POLICY, Clock())
+    assert all(limiter.check("alice").allowed for _ in range(200))
+    assert len(calls) == 200  # the first on the idle path, the other 199 on the busy path first
+
+
+def test_another_instance_sees_the_rejection_the_store_gives(table: tuple[object, str]) -> None:
+    client, name = table
+    clock = Clock()
+    first, second = (DynamoDbRateLimiter(client, name, POLICY, clock) for _ in range(2))
+    assert all(first.check("alice").allowed for _ in range(200))
+    calls = count_calls(client)
+    assert not second.check("alice").allowed and len(calls) == 2  # it knew nothing: idle, then busy
+    assert not second.check("alice").allowed and len(calls) == 2  # now it knows
+
+
+def test_a_stale_memory_is_a_wrong_guess_never_a_wrong_answer(table: tuple[object, str]) -> None:
+    client, name = table
+    clock = Clock()
+    limiter = DynamoDbRateLimiter(client, name, POLICY, clock)
+    assert all(limiter.check("alice").allowed for _ in range(5))  # remembers a TAT 3 s ahead
+    client.delete_item(TableName=name, Key={"pk": {"S": "alice"}})  # e.g. expired by TTL
+    calls = count_calls(client)
+    decision = limiter.check("alice")
+    assert decision.allowed and decision.remaining == 199 and len(calls) == 2  # busy guess failed, idle passed
+
+
+def test_the_memory_answers_exactly_like_the_store(table: tuple[object, str]) -> None:
     client, name = table
     clock = Clock()
     cached = DynamoDbRateLimiter(client, name, POLICY, clock)
     tat = None
-    steps = [0.0] * 230 + [0.1] * 30 + [0.25] * 40 + [5.0] + [0.0] * 20
+    steps = [0.0] * 230 + [0.1] * 30 + [0.25] * 40 + [5.0] + [0.0] * 20 + [61.0] + [0.0] * 3
     for step in steps:
         clock.advance(step)
         expected, new_tat = gcra(POLICY, tat, round(clock() * 1000))
@@ -223,12 +257,12 @@ def test_the_deny_entry_answers_exactly_like_the_store(table: tuple[object, str]
         assert cached.check("alice") == expected
 
 
-def test_deny_entries_are_bounded(table: tuple[object, str]) -> None:
+def test_the_memory_is_bounded(table: tuple[object, str]) -> None:
     client, name = table
     limiter = DynamoDbRateLimiter(client, name, RatePolicy(rate_per_minute=1, burst=1), Clock())
-    for i in range(MAX_DENY_ENTRIES + 5):
-        limiter._remember_denial(f"k{i}", 0)
-    assert len(limiter._denied) == MAX_DENY_ENTRIES and "k0" not in limiter._denied
+    for i in range(MAX_KNOWN_CALLERS + 5):
+        limiter._remember(f"k{i}", 0)
+    assert len(limiter._known) == MAX_KNOWN_CALLERS and "k0" not in limiter._known
 
 
 # ---- the header fields ----------------------------------------------------------------------------------
