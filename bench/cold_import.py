@@ -24,6 +24,9 @@ ENV = {
     "AWS_ACCESS_KEY_ID": "x",
     "AWS_SECRET_ACCESS_KEY": "x",
     "PYTHONDONTWRITEBYTECODE": "0",
+    # Set by the Lambda runtime. The X-Ray SDK reads it at import: outside Lambda it builds a centralized
+    # sampler with two botocore X-Ray clients (about 250 ms here) that a Lambda function never creates.
+    "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "predict"),
 }
 # The handler is imported the way the Lambda runtime does it (local_stack.runtime: its code folder and its
 # layers on sys.path, as template.yaml says); the template is read before the clock starts.

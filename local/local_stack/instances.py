@@ -47,7 +47,9 @@ def _instance_main(connection: Connection, spec: InstanceSpec) -> None:
     from .api import apply_environment
     from .runtime import load_handler
 
-    apply_environment(spec.environment)
+    # what the Lambda runtime sets for the function's code (/var/task there): the X-Ray SDK, for one, reads
+    # it at import and then skips the centralized sampler that only a non-Lambda process builds
+    apply_environment({**spec.environment, "LAMBDA_TASK_ROOT": str(spec.function.code_dir)})
     handler = load_handler(spec.function)
     connection.send(("ready", None))
     while True:

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from sentiment_api import aws
 from sentiment_api.errors import NotFound, ReportsUnavailable, ReportUnreadable
 from sentiment_api.schemas import compile_schema, validate_output
 from sentiment_core.contract import LABELS, REPORT_SCHEMA, bias_check_passed
@@ -76,7 +76,7 @@ class S3ReportStore:
     def create(cls, bucket: str, prefix: str) -> S3ReportStore:
         # Worst case per call 2 x (0.3 + 1.0) s; a list and a get stay within the function's 6 s timeout.
         config = Config(connect_timeout=0.3, read_timeout=1.0, retries={"mode": "standard", "total_max_attempts": 2})
-        return cls(boto3.client("s3", config=config), bucket, prefix)
+        return cls(aws.client("s3", config), bucket, prefix)
 
     def _date_folders(self) -> list[str]:
         folders: list[str] = []

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
@@ -19,6 +18,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
     ResponseStreamingError,
 )
+from sentiment_api import aws
 from sentiment_api.deadline import Deadline
 from sentiment_api.errors import ModelError, ModelTimeout, ModelUnavailable
 from sentiment_core import wire
@@ -118,7 +118,7 @@ class SageMakerEndpoint:
             tcp_keepalive=True,
         )
         return cls(
-            boto3.client("sagemaker-runtime", config=config),
+            aws.client("sagemaker-runtime", config),
             settings.name,
             max_attempts=settings.max_attempts,
             attempt_s=settings.connect_timeout_s + settings.read_timeout_s,

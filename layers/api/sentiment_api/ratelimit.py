@@ -41,7 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -52,6 +51,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from . import aws
 from .config import RateLimitSettings
 
 #: The policy's name in the RateLimit fields (a structured-field String).
@@ -181,7 +181,7 @@ class DynamoDbRateLimiter:
             tcp_keepalive=True,
         )
         policy = RatePolicy(settings.per_minute, settings.burst)
-        return cls(boto3.client("dynamodb", config=config), settings.table, policy)
+        return cls(aws.client("dynamodb", config), settings.table, policy)
 
     @staticmethod
     def _expires_at(tat_ms: int) -> dict[str, str]:
