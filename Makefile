@@ -11,6 +11,7 @@ MODEL_DIR ?= model/artefacts/minilm-sentiment
 BASELINE_DIR ?= .cache/model
 PORT      ?= 3000
 MODEL_PORT ?= 8080
+CONCURRENCY ?= 8
 SUB       ?= alice
 # make test fails when line coverage of the shipped code (pyproject [tool.coverage]) drops below this
 # (89.8 % when it was set).
@@ -23,7 +24,7 @@ export PATH := $(PY312_DIR):$(PATH)
 export PYTHONPATH := layers/core:layers/api:functions/predict:functions/explain:functions/canary_hooks:functions/retraining:local:model
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv venv-sam venv-checkov node model train-model run token test check lint types validate build bench eval \
+.PHONY: help venv venv-sam venv-checkov node model train-model run token test check lint types validate build bench soak eval \
 	governance governance-bundle diagram clean
 
 help: ## list targets
@@ -45,7 +46,7 @@ model: venv ## build the TF-IDF baseline model (.cache/model) from the pinned da
 	@$(PY) -m sentiment_model.build --out $(BASELINE_DIR) --if-missing
 
 run: venv ## start the local stack: HTTP API on :$(PORT) (JWT checked) -> predict handler -> model server
-	@$(PY) -m local_stack serve --port $(PORT) --model-port $(MODEL_PORT) --model-dir $(MODEL_DIR)
+	@$(PY) -m local_stack serve --port $(PORT) --model-port $(MODEL_PORT) --model-dir $(MODEL_DIR) --concurrency $(CONCURRENCY)
 
 token: venv ## print a development bearer token (SUB=alice selects the user)
 	@$(PY) -m local_stack token --sub $(SUB)
@@ -74,11 +75,15 @@ validate: venv-sam ## sam validate --lint (no credentials needed)
 build: venv-sam ## sam build (into .aws-sam/)
 	@$(SAM) build
 
-bench: venv ## benchmarks that print figures (cold import, model latency, local API latency)
+bench: venv ## benchmarks that print figures (latency budget, cold start, throughput vs the bare model server, model and local latency)
 	@$(PY) bench/latency_budget.py
 	@$(PY) bench/cold_import.py
+	@$(PY) bench/throughput.py --model-dir $(MODEL_DIR)
 	@$(PY) bench/model_latency.py
 	@$(PY) bench/local_latency.py --model-dir $(MODEL_DIR)
+
+soak: venv ## a 10-minute soak of the local stack (loopback only): 0 errors, 0 5xx, flat memory per process
+	@$(PY) bench/soak.py --model-dir $(MODEL_DIR)
 
 train-model: ## re-run the fine-tuning recipe of the shipped model (GPU: ~4 min; 2 CPU cores: hours) into .cache/minilm-retrained
 	@scripts/bootstrap.sh train

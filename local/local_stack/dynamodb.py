@@ -59,8 +59,21 @@ def _serialized(app: WSGIApplication) -> WSGIApplication:
                 close = getattr(iterable, "close", None)
                 if callable(close):
                     close()
+                forget_tracked_instances()
 
     return serialized
+
+
+def forget_tracked_instances() -> None:
+    """moto appends every model object it ever creates to a class-level list (``instances_tracked``, for its
+    server's dashboard, which the stack does not serve): every Item of every UpdateItem, copies included,
+    is kept forever. Measured in a 10-minute soak (bench/soak.py): the DynamoDB process grew from 89.5 to
+    157 MiB at 88 requests/s, about 1.4 KB per request. The table's own items are not in those lists, so
+    dropping them after each request (under the lock) loses no state."""
+    from moto.core.model_instances import model_data
+
+    for model in model_data.get("dynamodb", {}).values():
+        model.instances_tracked = []  # type: ignore[attr-defined]
 
 
 def create_rate_limit_table(dynamodb_url: str) -> None:

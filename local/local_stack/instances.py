@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import threading
 import traceback
 from collections.abc import Mapping
@@ -46,6 +47,9 @@ def _instance_main(connection: Connection, spec: InstanceSpec) -> None:
     invocation after another until the connection closes."""
     from .api import apply_environment
     from .runtime import load_handler
+
+    # Ctrl-C reaches the whole process group: the stack stops its instances itself (FunctionPool.close)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     # what the Lambda runtime sets for the function's code (/var/task there): the X-Ray SDK, for one, reads
     # it at import and then skips the centralized sampler that only a non-Lambda process builds

@@ -51,8 +51,17 @@ class WsgiServer:
                 raise  # closed by shutdown(): the loop ends with a closed socket
 
     def shutdown(self) -> None:
+        """Closes the listening socket and every open connection, in the server's own loop thread (waitress's
+        trigger), so that its loop ends even while clients keep idle keep-alive connections open."""
         self._stopped.set()
-        self._server.close()
+        server = self._server
+
+        def close_everything() -> None:
+            for channel in list(server._map.values()):  # waitress keeps its channels there
+                channel.close()
+
+        server.trigger.pull_trigger(close_everything)
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
     def server_close(self) -> None:
         pass  # shutdown() closed it
