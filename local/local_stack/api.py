@@ -83,7 +83,8 @@ def function_name(function: Function) -> str:
 def lambda_environment(model_url: str, dynamodb_url: str) -> dict[str, str]:
     """The functions' environment for local runs: the template's variables (resolved with LOCAL_REFS), boto3
     endpoint overrides for the two services the functions call, and dummy credentials, so nothing reaches
-    AWS. All API functions run in one process, so this is the union of their environments."""
+    AWS. It is the union of the API functions' environments, which every instance gets (no two functions
+    set one variable to different values: tests/local/test_api_emulator.py)."""
     env: dict[str, str] = {}
     for function in api_functions():
         env.update(function.resolved_environment(LOCAL_REFS))

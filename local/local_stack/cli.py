@@ -74,12 +74,12 @@ def print_token(args: argparse.Namespace) -> int:
 def start_side_servers(args: argparse.Namespace) -> tuple[Child, Child]:
     """The model server and the DynamoDB stand-in, each in its own process."""
     model_args = ["local_stack.model_server", "--port", str(args.model_port), "--model-dir", str(args.model_dir),
-                  "--endpoint-name", ENDPOINT_NAME]  # fmt: skip
+                  "--endpoint-name", ENDPOINT_NAME, "--exit-with-parent"]  # fmt: skip
     if args.enable_fault_injection:
         model_args.append("--enable-fault-injection")
     model = start_child("model server", model_args, r"^model server: (http://\S+) .*model_version=(\S+)")
     try:
-        dynamodb = start_child("dynamodb", ["local_stack.dynamodb"], r"^dynamodb: (http://\S+)")
+        dynamodb = start_child("dynamodb", ["local_stack.dynamodb", "--exit-with-parent"], r"^dynamodb: (http://\S+)")
     except ChildFailed:
         model.stop()
         raise

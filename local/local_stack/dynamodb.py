@@ -14,6 +14,7 @@ import boto3
 from . import template
 from .api import RATE_LIMIT_TABLE
 from .lambda_context import REGION
+from .processes import exit_with_parent
 from .servers import SIDE_HOST, WsgiServer, make_wsgi_server, stop_on_signals, url_of
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def start_dynamodb(port: int = 0) -> WsgiServer:
-    """moto's DynamoDB, in process: the per-user rate limiter runs its real code against it.
+    """moto's DynamoDB server (not started): the per-user rate limiter runs its real code against it.
 
     Requests are served one at a time (``_serialized``). The limiter's exactness rests on DynamoDB
     evaluating a conditional UpdateItem atomically: the condition and the write happen as one step, so two
@@ -91,7 +92,10 @@ def create_rate_limit_table(dynamodb_url: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_stack.dynamodb", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--exit-with-parent", action="store_true", help="exit when the starting process dies")
     args = parser.parse_args(argv)
+    if args.exit_with_parent:
+        exit_with_parent()
     server = start_dynamodb(args.port)
     stop = stop_on_signals()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)

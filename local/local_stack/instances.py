@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import pickle
 import signal
 import threading
 import traceback
@@ -82,7 +83,11 @@ class _Instance:
         if not self.ready:
             self._receive(INIT_TIMEOUT_S, "init")
             self.ready = True
-        self.connection.send((event, context))
+        try:
+            self.connection.send((event, context))
+        except (OSError, ValueError, pickle.PicklingError) as exc:  # a dead instance, or an event it cannot take
+            self.stop()
+            raise FunctionError(f"the invocation could not be sent: {type(exc).__name__}") from None
         kind, value = self._receive(context.timeout_s, "invocation")
         if kind == "error":
             raise FunctionError(f"the handler raised {value}")
@@ -155,8 +160,12 @@ class FunctionPool:
             while True:
                 if self._closed:
                     raise FunctionError("the local stack is stopping")
-                if self._idle:
-                    return self._idle.pop()
+                while self._idle:
+                    instance = self._idle.pop()
+                    if instance.alive:
+                        return instance
+                    instance.stop()  # died while idle (killed, out of memory): its slot is free again
+                    self._count -= 1
                 if self._count < self.max_instances:
                     self._count += 1
                     self._started += 1

@@ -1,11 +1,12 @@
 """The local stack's side servers as child processes (the model server, the DynamoDB stand-in): started with
 the same interpreter and environment, ready once they print their URL, their output forwarded to ours, and
-stopped with SIGTERM (or killed). On Linux each child also gets SIGTERM if this process dies without
-stopping it (PR_SET_PDEATHSIG), so no server outlives the stack."""
+stopped with SIGTERM (or killed). Each is started with ``--exit-with-parent`` (``exit_with_parent``): it
+exits by itself when this process dies without stopping it, so no server outlives the stack."""
 
 from __future__ import annotations
 
-import ctypes
+import os
+import queue
 import re
 import signal
 import subprocess
@@ -17,18 +18,10 @@ from dataclasses import dataclass, field
 from typing import IO
 
 STARTUP_TIMEOUT_S = 120.0
-_PR_SET_PDEATHSIG = 1
 
 
 class ChildFailed(RuntimeError):
     """A side server exited or did not print its URL in time."""
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass  # not Linux: the stack still stops its children on SIGINT/SIGTERM
 
 
 @dataclass
@@ -54,14 +47,20 @@ class Child:
             self._forwarder.join(timeout=timeout_s)
 
 
-def _forward(stream: IO[str], out: IO[str]) -> None:
+def _forward(lines: queue.Queue[str | None], stream: IO[str], out: IO[str], ready: threading.Event) -> None:
+    """Reads the child's output: into ``lines`` until it is ready, then straight to ``out``."""
     for line in stream:
-        out.write(line)
-        out.flush()
+        if ready.is_set():
+            out.write(line)
+            out.flush()
+        else:
+            lines.put(line)
+    lines.put(None)  # it exited
 
 
 def start_child(name: str, module_args: Sequence[str], ready: str, out: IO[str] | None = None) -> Child:
-    """``python -m <module_args>``; ready when a line of its output matches ``ready`` (group 1: its URL)."""
+    """``python -m <module_args>``; ready when a line of its output matches ``ready`` (group 1: its URL), or
+    ChildFailed when it exits first or does not get there within STARTUP_TIMEOUT_S."""
     out = out or sys.stdout
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module names
         [sys.executable, "-m", *module_args],
@@ -69,20 +68,31 @@ def start_child(name: str, module_args: Sequence[str], ready: str, out: IO[str] 
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
     assert process.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    is_ready = threading.Event()
+    forwarder = threading.Thread(
+        target=_forward, args=(lines, process.stdout, out, is_ready), name=f"out:{name}", daemon=True
+    )
+    forwarder.start()
     pattern, deadline, seen = re.compile(ready), time.monotonic() + STARTUP_TIMEOUT_S, []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
             break  # it exited
         out.write(line)
         seen.append(line)
         match = pattern.search(line)
         if match:
-            forwarder = threading.Thread(target=_forward, args=(process.stdout, out), name=f"out:{name}", daemon=True)
-            forwarder.start()
+            is_ready.set()
+            while not lines.empty():  # lines read between the match and the switch
+                late = lines.get_nowait()
+                if late is not None:
+                    out.write(late)
             return Child(name, process, match, forwarder)
     process.kill()
     process.wait()
@@ -92,3 +102,15 @@ def start_child(name: str, module_args: Sequence[str], ready: str, out: IO[str] 
 def stop_children(children: Sequence[Child]) -> None:
     for child in reversed(children):
         child.stop()
+
+
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """In a child: exits (code 0) once the process that started it is gone (it is re-parented)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Sequence
 from types import FrameType
@@ -30,9 +31,12 @@ class WsgiServer:
     """One waitress server, with the small interface the stack uses (port, serve_forever, shutdown)."""
 
     def __init__(self, host: str, port: int, app: WSGIApplication, threads: int, name: str) -> None:
+        # one address: waitress serves a name that resolves to several (localhost: ::1 and 127.0.0.1) with a
+        # multi-socket server that has no single port
+        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
         self._server = create_server(
             app,
-            host=host,
+            host=address,
             port=port,
             threads=threads,
             ident=name,

@@ -4,6 +4,7 @@ the `sam local generate-event apigateway http-api-proxy` sample) and the 2.0 res
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from local_stack import REPO_ROOT
 from local_stack.api import (
+    LOCAL_REFS,
     Route,
     api_functions,
     apply_environment,
@@ -388,3 +390,10 @@ def test_serve_without_a_model_artefact_exits_with_a_hint(tmp_path: Path, capsys
     assert main(["serve", "--model-dir", str(tmp_path / "missing"), "--keys-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no model artefact" in err and "minilm-sentiment" in err and "make model" in err
+
+
+def test_no_two_functions_set_one_variable_to_different_values() -> None:
+    """lambda_environment gives every function instance the union of the API functions' environments."""
+    environments = [function.resolved_environment(LOCAL_REFS) for function in api_functions()]
+    for first, other in itertools.combinations(environments, 2):
+        assert {k: v for k, v in first.items() if k in other and other[k] != v} == {}

@@ -5,12 +5,15 @@ on the path, the handler imported by file path)."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from local_stack.api import api_functions
 from local_stack.instances import FunctionError, FunctionPool, InstanceSpec
@@ -116,3 +119,15 @@ def test_a_closed_pool_refuses_invocations(make_pool: Any) -> None:
     pool.close()
     with pytest.raises(FunctionError, match="stopping"):
         invoke(pool)
+
+
+def test_an_instance_that_died_while_idle_is_replaced_and_frees_its_slot(make_pool: Any) -> None:
+    pool = make_pool(1)
+    pid = invoke(pool)["pid"]
+    os.kill(pid, signal.SIGKILL)  # the OOM killer, or an operator
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    answer = invoke(pool)
+    assert answer["pid"] != pid and pool.instances == 1

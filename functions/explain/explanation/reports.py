@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from sentiment_api import aws
-from sentiment_api.errors import NotFound, ReportsUnavailable, ReportUnreadable
+from sentiment_api.errors import InvalidResponse, NotFound, ReportsUnavailable, ReportUnreadable
 from sentiment_api.schemas import compile_schema, validate_output
 from sentiment_core.contract import LABELS, REPORT_SCHEMA, bias_check_passed
 from sentiment_core.settings import ConfigurationError
@@ -202,9 +202,12 @@ def summarize(report: StoredReport, live_endpoint: str | None, top_n: int = TOP_
             "bias": {"passed": all(c["passed"] for c in checks), "checks": checks},
             "report": {"key": report.key, "markdown_key": report.markdown_key},
         }
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
         raise ReportUnreadable(f"{report.location}: missing or malformed field: {exc!r}") from None
-    return validate_output(_EXPLAIN_RESPONSE, body, "explain response")
+    try:
+        return validate_output(_EXPLAIN_RESPONSE, body, "explain response")
+    except InvalidResponse as exc:  # e.g. an engine or a date the schema does not know: the producer's fault
+        raise ReportUnreadable(f"{report.location}: {exc.detail}") from None
 
 
 def explain_summary(store: ReportStore, live_endpoint: str | None) -> dict[str, Any]:

@@ -11,13 +11,13 @@ from typing import Any, Protocol
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
-    ConnectionClosedError,
     ConnectTimeoutError,
-    EndpointConnectionError,
+    HTTPClientError,
     IncompleteReadError,
     ReadTimeoutError,
     ResponseStreamingError,
 )
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from sentiment_api import aws
 from sentiment_api.deadline import Deadline
 from sentiment_api.errors import ModelError, ModelTimeout, ModelUnavailable
@@ -58,17 +58,18 @@ def map_client_error(exc: Exception) -> Exception:
         return ModelError()
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return ModelTimeout()
-    if isinstance(exc, EndpointConnectionError):
+    if isinstance(exc, BotocoreConnectionError):  # refused, unreachable, TLS or proxy failure
         return ModelUnavailable(retry_after_s=2)
-    if isinstance(exc, ConnectionClosedError | ResponseStreamingError | IncompleteReadError):
+    if isinstance(exc, HTTPClientError | ResponseStreamingError | IncompleteReadError):
         return ModelError()  # the connection broke while the answer was on its way
     return exc
 
 
-#: Failures after which the request certainly did not reach the model, or the endpoint asked for a retry
-#: (HTTP 429/500/503 of the SageMaker front end): worth one more attempt inside the deadline. A read
-#: timeout is not among them: the model may still be working on the request, and a second one would double
-#: the load on an endpoint that is already slow, and cannot finish inside the latency objective anyway.
+#: Failures after which the request did not reach the model (no connection), or the SageMaker front end
+#: refused it or asked for a retry (throttling, 503, 500 InternalFailure): worth one more attempt inside
+#: the deadline. A read timeout is not among them: the model may still be working on the request, and a
+#: second one would double the load on an endpoint that is already slow, and could not finish inside the
+#: latency objective anyway.
 RETRYABLE_CODES = frozenset({"ThrottlingException", "ServiceUnavailable", "InternalFailure"})
 RETRY_BACKOFF_S = 0.05
 
@@ -76,18 +77,10 @@ RETRY_BACKOFF_S = 0.05
 def retryable(exc: Exception) -> bool:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", "")) in RETRYABLE_CODES
-    return isinstance(exc, ConnectTimeoutError | EndpointConnectionError)
+    return isinstance(exc, BotocoreConnectionError)  # ConnectTimeoutError and EndpointConnectionError too
 
 
-_CLIENT_FAILURES = (
-    ClientError,
-    ReadTimeoutError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ResponseStreamingError,
-    IncompleteReadError,
-)
+_CLIENT_FAILURES = (ClientError, HTTPClientError, BotocoreConnectionError, ResponseStreamingError, IncompleteReadError)
 
 
 class SageMakerEndpoint:
@@ -125,6 +118,10 @@ class SageMakerEndpoint:
         )
 
     def classify(self, text: str, correlation_id: str, deadline: Deadline) -> Prediction:
+        if not deadline.allows(self._attempt_s):
+            # not even one attempt fits (the invocation is almost out of time): a 504 of ours now, rather than
+            # Lambda's timeout, which API Gateway answers with a bare 500
+            raise ModelTimeout()
         attempt = 1
         while True:
             try:

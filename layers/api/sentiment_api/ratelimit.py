@@ -42,14 +42,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from . import aws
 from .config import RateLimitSettings
@@ -66,7 +60,10 @@ TRANSIENT_ERROR_CODES = frozenset(
         "ServiceUnavailable",
     }
 )
-_TRANSIENT_TRANSPORT_ERRORS = (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ConnectionClosedError)
+#: Any failure of the connection or of the HTTP exchange (timeouts, refused, reset, TLS, proxy): not the
+#: request's fault, and gone in a moment. botocore's other errors (a parameter it refuses, no credentials)
+#: are ours, and fail closed.
+_TRANSIENT_TRANSPORT_ERRORS = (HTTPClientError, BotocoreConnectionError)
 #: Per UpdateItem, one attempt each; a check makes one or two calls, three when another instance moves the
 #: caller's TAT between them (docs/architecture.md, latency budget).
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S, MAX_CALLS_PER_CHECK = 0.1, 0.15, 3

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from ..processes import exit_with_parent
 from .app import DEFAULT_ENDPOINT_NAME, create_app, serve
 from .faults import CorrelationIdFaults
 
@@ -26,7 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="tests only: inject the fault named by a correlation id fault-<kind>-... (off by default)",
     )
+    parser.add_argument("--exit-with-parent", action="store_true", help="exit when the starting process dies")
     args = parser.parse_args(argv)
+    if args.exit_with_parent:
+        exit_with_parent()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     from sentiment_model.runtime import ModelArtifactError, load_model

@@ -7,7 +7,13 @@ from collections.abc import Iterator
 import boto3
 import http_sf
 import pytest
-from botocore.exceptions import ConnectTimeoutError, ParamValidationError, ReadTimeoutError
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ParamValidationError,
+    ReadTimeoutError,
+    SSLError,
+)
 from botocore.stub import Stubber
 from moto import mock_aws
 from sentiment_api.ratelimit import (
@@ -160,6 +166,8 @@ def test_store_failures_say_whether_they_are_transient(code: str, status: int, t
     [
         (ConnectTimeoutError(endpoint_url="https://dynamodb"), True),
         (ReadTimeoutError(endpoint_url="https://dynamodb"), True),
+        (SSLError(endpoint_url="https://dynamodb", error="handshake"), True),
+        (ConnectionClosedError(endpoint_url="https://dynamodb"), True),
         (ParamValidationError(report="bad key"), False),
     ],
 )

@@ -275,3 +275,18 @@ def test_s3_failures_are_a_retryable_503_without_the_aws_message(error: Exceptio
     assert caught.value.status == 503 and caught.value.retry_after_s
     assert "arn:" not in caught.value.message and "reduce" not in caught.value.message
     assert caught.value.detail is not None and "arn:" not in caught.value.detail  # the code, not the message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("engine", "clarify-v2"), ("report_date", "2024-1-1"), ("bias-value", 10**400)],
+    ids=["unknown-engine", "malformed-date", "integer-too-big-for-a-float"],
+)
+def test_a_report_the_answer_schema_cannot_carry_is_unreadable_not_a_500(field: str, value: object) -> None:
+    report = make_report("2026-01-05")
+    if field == "bias-value":
+        next(m for r in report["bias"].values() for m in r["metrics"] if m["threshold"] is not None)["value"] = value
+    else:
+        report[field] = value
+    with pytest.raises(ReportUnreadable):
+        summarize(stored(report), None)

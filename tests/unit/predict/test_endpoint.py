@@ -15,7 +15,10 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
+    ProxyConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 from botocore.stub import Stubber
 from prediction.endpoint import RETRY_BACKOFF_S, SageMakerEndpoint
@@ -385,3 +388,27 @@ def test_from_settings_makes_one_botocore_attempt_per_call(monkeypatch: pytest.M
     endpoint = SageMakerEndpoint.from_settings(EndpointSettings("ep", 0.25, 0.5, 2))
     assert endpoint._client.meta.config.retries["total_max_attempts"] == 1
     assert (endpoint._max_attempts, endpoint._attempt_s) == (2, 0.75)
+
+
+def test_no_attempt_starts_when_not_even_one_fits_the_deadline() -> None:
+    clock = SimulatedClock()
+    client = ScriptedClient(clock, "positive")
+    with pytest.raises(ModelTimeout):
+        endpoint_for(client, clock).classify("hi", "cid-12345678", Deadline(0.5, clock))  # < one 0.75 s attempt
+    assert client.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (SSLError(endpoint_url="https://x", error="handshake"), ModelUnavailable),
+        (ProxyConnectionError(proxy_url="http://proxy", error="refused"), ModelUnavailable),
+        (HTTPClientError(error="something in urllib3"), ModelError),
+    ],
+    ids=["tls", "proxy", "http-client"],
+)
+def test_every_transport_failure_is_a_documented_5xx(failure: Exception, error: type) -> None:
+    clock = SimulatedClock()
+    client = ScriptedClient(clock, failure, failure)
+    with pytest.raises(error):
+        endpoint_for(client, clock).classify("hi", "cid-12345678", Deadline(100.0, clock))
