@@ -16,9 +16,10 @@ import multiprocessing
 import pickle
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -83,6 +84,9 @@ class _Instance:
         if not self.ready:
             self._receive(INIT_TIMEOUT_S, "init")
             self.ready = True
+        # the function's timeout runs from here, as Lambda's does: not during the cold start (init has its
+        # own limit) nor while the request waited for a free instance
+        context = replace(context, deadline=time.monotonic() + context.timeout_s)
         try:
             self.connection.send((event, context))
         except (OSError, ValueError, pickle.PicklingError) as exc:  # a dead instance, or an event it cannot take

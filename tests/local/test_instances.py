@@ -131,3 +131,41 @@ def test_an_instance_that_died_while_idle_is_replaced_and_frees_its_slot(make_po
         time.sleep(0.05)
     answer = invoke(pool)
     assert answer["pid"] != pid and pool.instances == 1
+
+
+def test_the_timeout_runs_from_the_invocation_not_from_the_cold_start(make_pool: Any) -> None:
+    """The context was made before the instance existed (its cold start takes a while): the handler must
+    still see (nearly) the whole timeout, as in Lambda, where init has its own limit."""
+    pool = make_pool(1)
+    context = new_context("test-function", 10.0)
+    time.sleep(1.0)  # e.g. waiting for a cold start or for a free instance
+    assert pool({}, context)["remaining_ms"] > 9_500
+
+
+def test_an_instance_in_this_process_serves_until_its_connection_closes(tmp_path: Path) -> None:
+    """_instance_main, the instance's side of the pipe, run in a thread here (the pool runs it in a child)."""
+    import multiprocessing
+
+    from local_stack.instances import _instance_main
+
+    (tmp_path / "app.py").write_text(HANDLER)
+    function = replace(api_functions()[0], code_dir=tmp_path, handler="app.lambda_handler")
+    parent, child = multiprocessing.Pipe()
+    saved = dict(os.environ)
+    thread = threading.Thread(target=_instance_main, args=(child, InstanceSpec(function, {"MARK": "here"})))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("signal.signal", lambda *_: None)  # only the main thread may set handlers
+            thread.start()
+            assert parent.recv() == ("ready", None)
+        parent.send(({}, new_context("test-function", 5.0)))
+        kind, value = parent.recv()
+        assert kind == "ok" and value["env"] == "here" and value["pid"] == os.getpid()
+        parent.send(({"action": "raise"}, new_context("test-function", 5.0)))
+        assert parent.recv() == ("error", "ValueError")
+    finally:
+        parent.close()
+        thread.join(timeout=10)
+        os.environ.clear()
+        os.environ.update(saved)
+    assert not thread.is_alive()

@@ -111,3 +111,12 @@ def test_a_host_name_with_two_addresses_is_served_on_one() -> None:
         server.shutdown()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_exit_with_parent_exits_once_the_parent_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    parents = iter([100, 100, 1])  # the parent's pid, then re-parented to init
+    exited = threading.Event()
+    monkeypatch.setattr(processes.os, "getppid", lambda: next(parents, 1))
+    monkeypatch.setattr(processes.os, "_exit", lambda code: exited.set())
+    processes.exit_with_parent(poll_s=0.01)
+    assert exited.wait(timeout=5)
