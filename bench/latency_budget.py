@@ -53,7 +53,7 @@ def budget(settings: PredictSettings | None = None) -> Budget:
     endpoint, budget_s = settings.endpoint, settings.api.request_budget_s
     limiter_call = ratelimit.CONNECT_TIMEOUT_S + ratelimit.READ_TIMEOUT_S
     limiter_worst = ratelimit.MAX_CALLS_PER_CHECK * limiter_call
-    attempt = endpoint.connect_timeout_s + endpoint.read_timeout_s
+    attempt = endpoint.attempt_s
     # alone: every attempt it may make, but a further one only starts when it fits the deadline
     model_worst = max(
         attempt, min(budget_s, endpoint.max_attempts * attempt + (endpoint.max_attempts - 1) * RETRY_BACKOFF_S)

@@ -27,7 +27,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "local"), str(ROOT / "layers" / "core")]
 
-from local_latency import TEXTS, start_stack  # noqa: E402
+from local_latency import SHIPPED_MODEL_DIR, TEXTS, start_stack  # noqa: E402
 from local_stack.idp import load_or_create  # noqa: E402
 
 FLAT_WITHIN = 0.10
@@ -81,7 +81,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the memory baseline")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--sample-every", type=float, default=5.0)
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "model" / "artefacts" / "minilm-sentiment")
+    parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL_DIR)
     args = parser.parse_args()
     statuses: Counter[int] = Counter()
     memory = Memory()

@@ -31,7 +31,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "local"), str(ROOT / "layers" / "core")]
 
-from local_latency import TEXTS, percentile, start_stack  # noqa: E402
+from local_latency import SHIPPED_MODEL_DIR, TEXTS, percentile, start_stack  # noqa: E402
 from local_stack.idp import load_or_create  # noqa: E402
 from sentiment_core import wire  # noqa: E402
 
@@ -97,7 +97,7 @@ def drive(name: str, send: Send, clients: int, total: int) -> Run:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "model" / "artefacts" / "minilm-sentiment")
+    parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL_DIR)
     parser.add_argument("--single", type=int, default=300)
     parser.add_argument("--concurrent", type=int, default=800)
     args = parser.parse_args()

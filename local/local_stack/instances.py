@@ -80,10 +80,14 @@ class _Instance:
         child.close()
         self.ready = False
 
-    def invoke(self, event: dict[str, Any], context: LocalLambdaContext) -> Any:
+    def wait_ready(self) -> None:
+        """Waits for the init phase (the handler's import), once."""
         if not self.ready:
             self._receive(INIT_TIMEOUT_S, "init")
             self.ready = True
+
+    def invoke(self, event: dict[str, Any], context: LocalLambdaContext) -> Any:
+        self.wait_ready()
         # the function's timeout runs from here, as Lambda's does: not during the cold start (init has its
         # own limit) nor while the request waited for a free instance
         context = replace(context, deadline=time.monotonic() + context.timeout_s)
@@ -141,8 +145,7 @@ class FunctionPool:
         """Starts one instance and waits for its init phase (so the first request is not a cold start)."""
         instance = self._acquire()
         try:
-            instance._receive(INIT_TIMEOUT_S, "init")
-            instance.ready = True
+            instance.wait_ready()
         except FunctionError:
             self._release(instance, broken=True)
             raise

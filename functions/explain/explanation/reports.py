@@ -93,8 +93,8 @@ class S3ReportStore:
             return self._latest()
         except (ClientError, BotoCoreError) as exc:
             # the code and type only: an AWS message may name the bucket or the role
-            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-            raise ReportsUnavailable(retry_after_s=5, detail=f"S3: {type(exc).__name__} {code or ''}".strip()) from None
+            code = aws.error_code(exc) if isinstance(exc, ClientError) else ""
+            raise ReportsUnavailable(retry_after_s=5, detail=f"S3: {type(exc).__name__} {code}".strip()) from None
 
     def _latest(self) -> StoredReport | None:
         for folder in self._date_folders():

@@ -17,6 +17,11 @@ class EndpointSettings:
     read_timeout_s: float
     max_attempts: int  # total attempts, each further one only inside the request's deadline (endpoint.py)
 
+    @property
+    def attempt_s(self) -> float:
+        """The worst case of one attempt: connect and read timeouts."""
+        return self.connect_timeout_s + self.read_timeout_s
+
 
 @dataclass(frozen=True, slots=True)
 class PredictSettings:
@@ -36,10 +41,9 @@ class PredictSettings:
                 max_attempts=env_int(env, "SAGEMAKER_MAX_ATTEMPTS", 2, 1, 5),
             ),
         )
-        attempt_s = settings.endpoint.connect_timeout_s + settings.endpoint.read_timeout_s
-        if settings.api.request_budget_s < attempt_s:
+        if settings.api.request_budget_s < settings.endpoint.attempt_s:
             raise ConfigurationError(
                 f"REQUEST_BUDGET_S={settings.api.request_budget_s} cannot hold one SageMaker attempt "
-                f"(connect + read timeout = {attempt_s} s)"
+                f"(connect + read timeout = {settings.endpoint.attempt_s} s)"
             )
         return settings

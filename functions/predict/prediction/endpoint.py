@@ -52,7 +52,7 @@ def read_answer(body: bytes, content_type: str | None, custom_attributes: str | 
 def map_client_error(exc: Exception) -> Exception:
     """botocore failure -> domain error. Never matches on message text, only on types and error codes."""
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = aws.error_code(exc)
         if code in wire.RETRY_LATER_SECONDS:  # busy or not ready: 503 + Retry-After
             return ModelUnavailable(retry_after_s=wire.RETRY_LATER_SECONDS[code])
         return ModelError()
@@ -76,7 +76,7 @@ RETRY_BACKOFF_S = 0.05
 
 def retryable(exc: Exception) -> bool:
     if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "")) in RETRYABLE_CODES
+        return aws.error_code(exc) in RETRYABLE_CODES
     return isinstance(exc, BotocoreConnectionError)  # ConnectTimeoutError and EndpointConnectionError too
 
 
@@ -114,7 +114,7 @@ class SageMakerEndpoint:
             aws.client("sagemaker-runtime", config),
             settings.name,
             max_attempts=settings.max_attempts,
-            attempt_s=settings.connect_timeout_s + settings.read_timeout_s,
+            attempt_s=settings.attempt_s,
         )
 
     def classify(self, text: str, correlation_id: str, deadline: Deadline) -> Prediction:

@@ -9,7 +9,14 @@ from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 
 def client(service: str, config: Config) -> Any:
     return botocore.session.get_session().create_client(service, config=config)
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a failed call ("" when the answer had none). Code decides on this, never on
+    the message, which is for people and may name resources."""
+    return str(exc.response.get("Error", {}).get("Code", ""))

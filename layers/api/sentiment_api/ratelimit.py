@@ -151,7 +151,7 @@ class RateLimiterUnavailable(Exception):
 
 def unavailable(exc: ClientError | BotoCoreError) -> RateLimiterUnavailable:
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", "")) or "ClientError"
+        code = aws.error_code(exc) or "ClientError"
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         return RateLimiterUnavailable(code, transient=code in TRANSIENT_ERROR_CODES or status >= 500)
     return RateLimiterUnavailable(type(exc).__name__, transient=isinstance(exc, _TRANSIENT_TRANSPORT_ERRORS))

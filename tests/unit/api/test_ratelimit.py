@@ -40,6 +40,16 @@ def gcra(policy: RatePolicy, tat: int | None, now: int) -> tuple[Decision, int |
     return allowed_decision(policy, new_tat, now), new_tat
 
 
+def assert_follows_the_reference(limiter: DynamoDbRateLimiter, clock: Clock, steps: list[float]) -> None:
+    """Advances ``clock`` by each step and checks one decision per step against ``gcra``."""
+    tat = None
+    for step in steps:
+        clock.advance(step)
+        expected, new_tat = gcra(POLICY, tat, round(clock() * 1000))
+        tat = new_tat if new_tat is not None else tat
+        assert limiter.check("alice") == expected
+
+
 class Clock:
     def __init__(self, now: float = 1_800_000_000.123) -> None:
         self.now = now
@@ -87,16 +97,12 @@ def table() -> Iterator[tuple[object, str]]:
 
 def test_dynamodb_matches_the_pure_algorithm_step_by_step(table: tuple[object, str]) -> None:
     client, name = table
-    clock = Clock()
-    limiter = DynamoDbRateLimiter(client, name, POLICY, clock)
-    tat = None
     # a burst, a pause, a trickle, another burst: decisions must equal the reference algorithm's
-    steps = [0.0] * 205 + [30.0] + [0.0] * 60 + [0.3] * 20 + [120.0] + [0.0] * 210
-    for step in steps:
-        clock.advance(step)
-        expected, new_tat = gcra(POLICY, tat, round(clock() * 1000))
-        tat = new_tat if new_tat is not None else tat
-        assert limiter.check("alice") == expected
+    assert_follows_the_reference(
+        DynamoDbRateLimiter(client, name, POLICY, clock := Clock()),
+        clock,
+        [0.0] * 205 + [30.0] + [0.0] * 60 + [0.3] * 20 + [120.0] + [0.0] * 210,
+    )
 
 
 def test_burst_200_then_429_with_retry_after(table: tuple[object, str]) -> None:
@@ -254,15 +260,11 @@ def test_a_stale_memory_is_a_wrong_guess_never_a_wrong_answer(table: tuple[objec
 
 def test_the_memory_answers_exactly_like_the_store(table: tuple[object, str]) -> None:
     client, name = table
-    clock = Clock()
-    cached = DynamoDbRateLimiter(client, name, POLICY, clock)
-    tat = None
-    steps = [0.0] * 230 + [0.1] * 30 + [0.25] * 40 + [5.0] + [0.0] * 20 + [61.0] + [0.0] * 3
-    for step in steps:
-        clock.advance(step)
-        expected, new_tat = gcra(POLICY, tat, round(clock() * 1000))
-        tat = new_tat if new_tat is not None else tat
-        assert cached.check("alice") == expected
+    assert_follows_the_reference(
+        DynamoDbRateLimiter(client, name, POLICY, clock := Clock()),
+        clock,
+        [0.0] * 230 + [0.1] * 30 + [0.25] * 40 + [5.0] + [0.0] * 20 + [61.0] + [0.0] * 3,
+    )
 
 
 def test_the_memory_is_bounded(table: tuple[object, str]) -> None:
