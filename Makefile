@@ -24,7 +24,7 @@ export PATH := $(PY312_DIR):$(PATH)
 export PYTHONPATH := layers/core:layers/api:functions/predict:functions/explain:functions/canary_hooks:functions/retraining:local:model
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv venv-sam venv-checkov node model train-model run token test check lint types validate build bench soak eval \
+.PHONY: help venv venv-sam venv-checkov node model train-model run token test check lint types validate build bench soak eval simulate-release \
 	governance governance-bundle diagram clean
 
 help: ## list targets
@@ -65,7 +65,7 @@ lint: venv ## ruff (format check + lint) + cfn-lint on the SAM template
 types: venv ## mypy on the shipped code
 	@$(VENV)/bin/mypy layers/core/sentiment_core layers/api/sentiment_api functions/predict/prediction \
 		functions/explain/explanation functions/canary_hooks/canary functions/retraining/retraining local/local_stack \
-		model/sentiment_model governance
+		model/sentiment_model governance tools/release_simulator
 	@# every entry point is a module named `app` (as Lambda sees it): one run per function folder
 	@for app in functions/*/app.py; do $(VENV)/bin/mypy "$$app" || exit 1; done
 
@@ -81,6 +81,9 @@ bench: venv ## benchmarks that print figures (latency budget, cold start, throug
 	@$(PY) bench/throughput.py --model-dir $(MODEL_DIR)
 	@$(PY) bench/model_latency.py
 	@$(PY) bench/local_latency.py --model-dir $(MODEL_DIR)
+
+simulate-release: venv ## one release minute by minute through the real hooks and alarms, every scenario (STAGE=prod|dev)
+	@$(PY) -m tools.release_simulator --stage $(or $(STAGE),prod) --check
 
 soak: venv ## a 10-minute soak of the local stack (loopback only): 0 errors, 0 5xx, flat memory per process
 	@$(PY) bench/soak.py --model-dir $(MODEL_DIR)

@@ -32,6 +32,9 @@ TEST_REFS: dict[str, str] = {
     "PredictFunction": "sentiment-api-test-PredictFunction",
     "CanaryLatencyAlarm": "sentiment-api-test-canary-p95-latency",
     "CanaryErrorRateAlarm": "sentiment-api-test-canary-error-rate",
+    "CanaryFastErrorRateAlarm": "sentiment-api-test-canary-fast-error-rate",
+    "CanaryClientErrorAlarm": "sentiment-api-test-canary-4xx-increase",
+    "CanaryMissingMetricsAlarm": "sentiment-api-test-canary-missing-metrics",
     "AlarmTopic": "arn:aws:sns:us-east-1:123456789012:sentiment-api-test-alarms",
 }
 #: The test process's AWS identity: moto's, never a real one; X-Ray off.

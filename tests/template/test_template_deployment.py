@@ -3,7 +3,7 @@ in the transformed template (plain CloudFormation)."""
 
 from __future__ import annotations
 
-import re
+import tomllib
 from typing import Any
 
 import pytest
@@ -45,19 +45,53 @@ def test_one_codedeploy_application_for_lambda(resources: dict[str, Any]) -> Non
     assert app["Properties"]["ComputePlatform"] == "Lambda"
 
 
-def test_deployment_group_is_a_10_percent_5_minute_canary_with_auto_rollback(resources: dict[str, Any]) -> None:
+ROLLBACK_ALARMS = (
+    "CanaryLatencyAlarm",
+    "CanaryErrorRateAlarm",
+    "CanaryFastErrorRateAlarm",
+    "CanaryClientErrorAlarm",
+    "CanaryMissingMetricsAlarm",
+)
+ALARM_BUILDERS = dict(
+    zip(
+        ROLLBACK_ALARMS,
+        ("latency_alarm", "error_rate_alarm", "fast_error_alarm", "client_error_alarm", "missing_metrics_alarm"),
+        strict=True,
+    )
+)
+
+
+def test_deployment_group_is_a_10_percent_time_based_canary_with_auto_rollback(resources: dict[str, Any]) -> None:
     logical_id, group = only(resources, "AWS::CodeDeploy::DeploymentGroup")
     assert logical_id == "PredictFunctionDeploymentGroup"
     props = group["Properties"]
-    assert resolve_sub(props["DeploymentConfigName"], {}) == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+    assert props["DeploymentConfigName"] == {"Ref": "CanaryDeploymentConfig"}
+    config = resources["CanaryDeploymentConfig"]["Properties"]
+    assert config["ComputePlatform"] == "Lambda"
+    assert config["TrafficRoutingConfig"] == {
+        "Type": "TimeBasedCanary",
+        "TimeBasedCanary": {"CanaryPercentage": 10, "CanaryInterval": {"Ref": "CanaryIntervalMinutes"}},
+    }
     assert props["DeploymentStyle"] == {"DeploymentType": "BLUE_GREEN", "DeploymentOption": "WITH_TRAFFIC_CONTROL"}
     rollback = props["AutoRollbackConfiguration"]
     assert rollback["Enabled"] is True
     assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(rollback["Events"])
-    assert props["AlarmConfiguration"] == {
-        "Enabled": True,
-        "Alarms": [{"Name": {"Ref": "CanaryLatencyAlarm"}}, {"Name": {"Ref": "CanaryErrorRateAlarm"}}],
+    assert props["AlarmConfiguration"] == {"Enabled": True, "Alarms": [{"Name": {"Ref": a}} for a in ROLLBACK_ALARMS]}
+
+
+def test_canary_interval_defaults_to_the_design_card_and_prod_waits_for_the_sustained_rule(cfn: dict[str, Any]) -> None:
+    """Canary10Percent5Minutes by default; prod 10 minutes, long enough for 5 of 5 minutes + the metric lag
+    (make simulate-release shows the difference)."""
+    param = cfn["Parameters"]["CanaryIntervalMinutes"]
+    assert (param["Type"], param["Default"]) == ("Number", 5)
+    samconfig = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())
+    overrides = {
+        env: dict(o.split("=", 1) for o in samconfig[env]["deploy"]["parameters"]["parameter_overrides"])
+        for env in ("dev", "prod")
     }
+    assert overrides["prod"]["CanaryIntervalMinutes"] == "10"
+    assert overrides["prod"]["CanaryLowTrafficVerdict"] == "rollback"  # no promotion on zero evidence in prod
+    assert overrides["dev"]["CanaryLowTrafficVerdict"] == "promote"
 
 
 def test_codedeploy_service_role_may_invoke_codedeployhook_functions_only(resources: dict[str, Any]) -> None:
@@ -112,9 +146,7 @@ def _shape(metrics: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return shape
 
 
-@pytest.mark.parametrize(
-    ("alarm_id", "builder"), [("CanaryLatencyAlarm", "latency_alarm"), ("CanaryErrorRateAlarm", "error_rate_alarm")]
-)
+@pytest.mark.parametrize(("alarm_id", "builder"), ALARM_BUILDERS.items())
 def test_template_alarms_have_the_shape_the_pre_traffic_hook_writes(
     resources: dict[str, Any], alarm_id: str, builder: str
 ) -> None:
@@ -131,7 +163,7 @@ def test_template_alarms_are_declared_idle(resources: dict[str, Any]) -> None:
     """Idle = watching a version that does not exist: OK until the PreTraffic hook arms them, and what the
     PostTraffic hook writes back after the verdict (canary.alarms.idle_alarms)."""
     idle = canary_alarms.IDLE_VERSION
-    for alarm_id in ("CanaryLatencyAlarm", "CanaryErrorRateAlarm"):
+    for alarm_id in ROLLBACK_ALARMS:
         versions = {
             d["Value"]
             for q in resources[alarm_id]["Properties"]["Metrics"]
@@ -157,10 +189,10 @@ def hook_env(resources: dict[str, Any], hook: str) -> dict[str, str]:
     """The hook's environment with references replaced by example values."""
     examples = {
         "PredictFunction": "sentiment-api-prod-PredictFunction-AbC",
-        "CanaryLatencyAlarm": "lat",
-        "CanaryErrorRateAlarm": "err",
+        **{alarm_id: alarm_id.lower() for alarm_id in ROLLBACK_ALARMS},
         "AlarmTopic": "arn:aws:sns:us-east-1:123456789012:t",
         "CanaryLowTrafficVerdict": "promote",
+        "CanaryIntervalMinutes": "5",
         "Stage": "prod",
     }
     env = {}
@@ -231,13 +263,21 @@ def test_hook_configuration_is_the_spec_rule(resources: dict[str, Any], hook: st
     assert variables["PREDICT_FUNCTION_NAME"] == {"Ref": "PredictFunction"}
     assert variables["CANARY_LATENCY_ALARM"] == {"Ref": "CanaryLatencyAlarm"}
     assert variables["CANARY_ERROR_ALARM"] == {"Ref": "CanaryErrorRateAlarm"}
+    assert variables["CANARY_FAST_ERROR_ALARM"] == {"Ref": "CanaryFastErrorRateAlarm"}
+    assert variables["CANARY_CLIENT_ERROR_ALARM"] == {"Ref": "CanaryClientErrorAlarm"}
+    assert variables["CANARY_MISSING_METRICS_ALARM"] == {"Ref": "CanaryMissingMetricsAlarm"}
 
 
-def test_window_matches_the_deployment_type(resources: dict[str, Any]) -> None:
-    config = resolve_sub(resources["PredictFunctionDeploymentGroup"]["Properties"]["DeploymentConfigName"], {})
-    minutes = int(re.fullmatch(r"CodeDeployDefault\.LambdaCanary\d+Percent(\d+)Minutes", config).group(1))  # type: ignore[union-attr]
+def test_hooks_get_the_same_environment(resources: dict[str, Any]) -> None:
+    pre, post = (resources[hook]["Properties"]["Environment"]["Variables"] for hook in HOOKS)
+    assert pre == post
+
+
+def test_window_is_the_canary_interval(resources: dict[str, Any]) -> None:
+    interval = resources["CanaryDeploymentConfig"]["Properties"]["TrafficRoutingConfig"]["TimeBasedCanary"]
     for hook in HOOKS:
-        assert resources[hook]["Properties"]["Environment"]["Variables"]["CANARY_WINDOW_MINUTES"] == str(minutes)
+        variables = resources[hook]["Properties"]["Environment"]["Variables"]
+        assert variables["CANARY_WINDOW_MINUTES"] == interval["CanaryInterval"]
 
 
 def test_low_traffic_choice_is_a_parameter(cfn: dict[str, Any], resources: dict[str, Any]) -> None:
@@ -258,7 +298,7 @@ EXPECTED_HOOK_STATEMENTS = {
         "InvokePredictVersions": (["lambda:InvokeFunction"], [{"Fn::Sub": "${PredictFunction.Arn}:*"}]),
         "WriteCanaryAlarms": (
             ["cloudwatch:PutMetricAlarm"],
-            [{"Fn::GetAtt": ["CanaryLatencyAlarm", "Arn"]}, {"Fn::GetAtt": ["CanaryErrorRateAlarm", "Arn"]}],
+            [{"Fn::GetAtt": [alarm_id, "Arn"]} for alarm_id in ROLLBACK_ALARMS],
         ),
     },
     "PostTrafficHookFunction": {
@@ -268,7 +308,7 @@ EXPECTED_HOOK_STATEMENTS = {
         "ReadCanaryMetrics": (["cloudwatch:GetMetricData"], ["*"]),  # no resource-level permissions exist
         "WriteCanaryAlarms": (
             ["cloudwatch:PutMetricAlarm"],
-            [{"Fn::GetAtt": ["CanaryLatencyAlarm", "Arn"]}, {"Fn::GetAtt": ["CanaryErrorRateAlarm", "Arn"]}],
+            [{"Fn::GetAtt": [alarm_id, "Arn"]} for alarm_id in ROLLBACK_ALARMS],
         ),
     },
 }

@@ -1,6 +1,11 @@
-"""The two version-aware rollback alarms (PutMetricAlarm arguments): metric math over the per-version
-request metrics (sentiment_api.http.record_request) and AWS/Lambda errors of the alias. The PreTraffic hook
-arms them with the versions of each release, the PostTraffic hook sets them idle again."""
+"""The version-aware rollback alarms (PutMetricAlarm arguments): metric math over the per-version request
+metrics (sentiment_api.http.record_request) and the AWS/Lambda metrics of the alias per executed version.
+The PreTraffic hook arms them with the versions of each release, the PostTraffic hook sets them idle again.
+
+Two kinds: the spec's rule, sustained for 5 minutes (latency_alarm, error_rate_alarm), and what stops a
+clear failure while the new version holds the canary share (fast_error_alarm, client_error_alarm,
+missing_metrics_alarm). Their timing against the canary phase and the metric lag is what
+`make simulate-release` (tools/release_simulator) shows; deploy/README.md has its table."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .observability import logger
 from .release import Release, function_name_of
-from .settings import HookSettings
+from .settings import CanaryRule, HookSettings
 
 # The FunctionVersion the rollback alarms watch between releases (template.yaml declares them with it): no
 # version has that name, so they see no data and stay OK.
@@ -42,59 +47,67 @@ def lambda_error_dimensions(settings: HookSettings, version: str) -> dict[str, s
     return {"FunctionName": name, "Resource": f"{name}:{settings.alias}", "ExecutedVersion": version}
 
 
-# Both alarms: 1-minute periods, 5 of 5 breaching (the rule's "sustained 5 minutes"); no data (the canary
-# has no traffic yet, or no longer) is not a breach.
+# Every rollback alarm: 1-minute periods, no data is not a breach (the canary has no traffic yet, or no
+# longer; a period whose metrics have not arrived yet is no evidence either way).
 ALARM_PERIOD_S = 60
 
 
-def latency_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
-    """PutMetricAlarm arguments: canary p95 / stable p95 > max_latency_ratio for 5 consecutive minutes."""
-    rule = settings.rule
+def _alarm(
+    settings: HookSettings,
+    name: str,
+    description: str,
+    metrics: list[dict[str, Any]],
+    threshold: float,
+    minutes: int,
+) -> dict[str, Any]:
+    """PutMetricAlarm arguments: the last query's value > threshold in `minutes` periods in a row."""
     return {
-        "AlarmName": settings.latency_alarm,
-        "AlarmDescription": (
-            f"Canary rollback: p95 latency of version {release.target_version} > {rule.max_latency_ratio} x "
-            f"p95 of stable version {release.current_version}, 5 minutes in a row. Written by the PreTraffic "
-            f"hook for deployment {release.deployment_id}. Runbook: 'Bad canary'."
-        ),
+        "AlarmName": name,
+        "AlarmDescription": f"{description} Runbook: 'Bad canary'.",
         "ActionsEnabled": True,
         "AlarmActions": [settings.alarm_topic_arn],
-        "Metrics": [
-            {
-                "Id": "canary_p95",
-                "ReturnData": False,
-                "MetricStat": _metric(
-                    settings.namespace,
-                    "Latency",
-                    version_dimensions(settings, release.target_version),
-                    "p95",
-                    ALARM_PERIOD_S,
-                ),
-            },
-            {
-                "Id": "stable_p95",
-                "ReturnData": False,
-                "MetricStat": _metric(
-                    settings.namespace,
-                    "Latency",
-                    version_dimensions(settings, release.current_version),
-                    "p95",
-                    ALARM_PERIOD_S,
-                ),
-            },
-            {
-                "Id": "ratio",
-                "Expression": "canary_p95 / stable_p95",
-                "Label": "canary p95 / stable p95",
-                "ReturnData": True,
-            },
-        ],
-        "EvaluationPeriods": rule.window_minutes,
-        "DatapointsToAlarm": rule.window_minutes,
-        "Threshold": rule.max_latency_ratio,
+        "Metrics": metrics,
+        "EvaluationPeriods": minutes,
+        "DatapointsToAlarm": minutes,
+        "Threshold": threshold,
         "ComparisonOperator": "GreaterThanThreshold",
         "TreatMissingData": "notBreaching",
     }
+
+
+def _query(query_id: str, namespace: str, name: str, dimensions: Mapping[str, str], stat: str) -> dict[str, Any]:
+    return {
+        "Id": query_id,
+        "ReturnData": False,
+        "MetricStat": _metric(namespace, name, dimensions, stat, ALARM_PERIOD_S),
+    }
+
+
+def _expression(query_id: str, expression: str, label: str) -> dict[str, Any]:
+    return {"Id": query_id, "Expression": expression, "Label": label, "ReturnData": True}
+
+
+def _written_for(release: Release) -> str:
+    return f"Written by the PreTraffic hook for deployment {release.deployment_id}."
+
+
+def latency_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
+    """The spec's latency rule: canary p95 / stable p95 > max_latency_ratio, sustained_minutes in a row."""
+    rule, ns = settings.rule, settings.namespace
+    return _alarm(
+        settings,
+        settings.latency_alarm,
+        f"Canary rollback: p95 latency of version {release.target_version} > {rule.max_latency_ratio} x "
+        f"p95 of stable version {release.current_version}, {rule.sustained_minutes} minutes in a row. "
+        f"{_written_for(release)}",
+        [
+            _query("canary_p95", ns, "Latency", version_dimensions(settings, release.target_version), "p95"),
+            _query("stable_p95", ns, "Latency", version_dimensions(settings, release.current_version), "p95"),
+            _expression("ratio", "canary_p95 / stable_p95", "canary p95 / stable p95"),
+        ],
+        rule.max_latency_ratio,
+        rule.sustained_minutes,
+    )
 
 
 # (5xx answers + unhandled errors) / (requests + unhandled errors): an unhandled error or timeout never
@@ -103,48 +116,120 @@ ERROR_RATE_EXPRESSION = "(FILL(errors, 0) + FILL(crashes, 0)) / (FILL(requests, 
 
 
 def error_rate_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
-    """PutMetricAlarm arguments: canary error rate > max_error_rate for 5 consecutive minutes."""
-    rule = settings.rule
+    """The spec's error rule: canary error rate > max_error_rate, sustained_minutes in a row."""
+    rule, ns = settings.rule, settings.namespace
     canary = version_dimensions(settings, release.target_version)
-    return {
-        "AlarmName": settings.error_alarm,
-        "AlarmDescription": (
-            f"Canary rollback: error rate (5xx answers + unhandled errors) of version {release.target_version} "
-            f"> {rule.max_error_rate:.0%}, 5 minutes in a row. Written by the PreTraffic hook for deployment "
-            f"{release.deployment_id}. Runbook: 'Bad canary'."
-        ),
-        "ActionsEnabled": True,
-        "AlarmActions": [settings.alarm_topic_arn],
-        "Metrics": [
-            {
-                "Id": "requests",
-                "ReturnData": False,
-                "MetricStat": _metric(settings.namespace, "Requests", canary, "Sum", ALARM_PERIOD_S),
-            },
-            {
-                "Id": "errors",
-                "ReturnData": False,
-                "MetricStat": _metric(settings.namespace, "5xx", canary, "Sum", ALARM_PERIOD_S),
-            },
-            {
-                "Id": "crashes",
-                "ReturnData": False,
-                "MetricStat": _metric(
-                    "AWS/Lambda",
-                    "Errors",
-                    lambda_error_dimensions(settings, release.target_version),
-                    "Sum",
-                    ALARM_PERIOD_S,
-                ),
-            },
-            {"Id": "rate", "Expression": ERROR_RATE_EXPRESSION, "Label": "canary error rate", "ReturnData": True},
+    return _alarm(
+        settings,
+        settings.error_alarm,
+        f"Canary rollback: error rate (5xx answers + unhandled errors) of version {release.target_version} "
+        f"> {rule.max_error_rate:.0%}, {rule.sustained_minutes} minutes in a row. {_written_for(release)}",
+        [
+            _query("requests", ns, "Requests", canary, "Sum"),
+            _query("errors", ns, "5xx", canary, "Sum"),
+            _query("crashes", "AWS/Lambda", "Errors", lambda_error_dimensions(settings, release.target_version), "Sum"),
+            _expression("rate", ERROR_RATE_EXPRESSION, "canary error rate"),
         ],
-        "EvaluationPeriods": rule.window_minutes,
-        "DatapointsToAlarm": rule.window_minutes,
-        "Threshold": rule.max_error_rate,
-        "ComparisonOperator": "GreaterThanThreshold",
-        "TreatMissingData": "notBreaching",
-    }
+        rule.max_error_rate,
+        rule.sustained_minutes,
+    )
+
+
+def fast_error_expression(rule: CanaryRule) -> str:
+    """5xx answers / requests of the canary, counted only in minutes with at least fast_min_errors errors
+    (so one unlucky request at low traffic is not a clear failure). Request metrics only: a series from
+    another source (AWS/Lambda) arrives with another lag and would put zeros in the newest minutes."""
+    return f"IF(errors >= {rule.fast_min_errors}, errors / requests, 0)"
+
+
+def fast_error_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
+    """A clear failure stops the canary while it holds the canary share: error rate > fast_error_rate with
+    at least fast_min_errors errors, fast_minutes minutes in a row."""
+    rule, ns = settings.rule, settings.namespace
+    canary = version_dimensions(settings, release.target_version)
+    return _alarm(
+        settings,
+        settings.fast_error_alarm,
+        f"Canary rollback (clear failure): 5xx rate of version {release.target_version} > "
+        f"{rule.fast_error_rate:.0%} with at least {rule.fast_min_errors} errors a minute, {rule.fast_minutes} "
+        f"minutes in a row. {_written_for(release)}",
+        [
+            _query("requests", ns, "Requests", canary, "Sum"),
+            _query("errors", ns, "5xx", canary, "Sum"),
+            _expression("rate", fast_error_expression(rule), "canary 5xx rate (minutes with enough errors)"),
+        ],
+        rule.fast_error_rate,
+        rule.fast_minutes,
+    )
+
+
+CLIENT_ERROR_EXPRESSION = "canary_4xx / canary_requests - stable_4xx / stable_requests"
+
+
+def client_error_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
+    """A 4xx regression (a new version that rejects valid requests): the canary's 4xx rate exceeds the
+    stable version's by more than max_4xx_increase, fast_minutes + 1 minutes in a row (the smoke test's two
+    4xx cases make one such minute before any traffic shifts)."""
+    rule, ns = settings.rule, settings.namespace
+    canary = version_dimensions(settings, release.target_version)
+    stable = version_dimensions(settings, release.current_version)
+    return _alarm(
+        settings,
+        settings.client_error_alarm,
+        f"Canary rollback: 4xx rate of version {release.target_version} > the 4xx rate of stable version "
+        f"{release.current_version} + {rule.max_4xx_increase:.0%}, {rule.fast_minutes + 1} minutes in a row. "
+        f"{_written_for(release)}",
+        [
+            _query("canary_requests", ns, "Requests", canary, "Sum"),
+            _query("canary_4xx", ns, "4xx", canary, "Sum"),
+            _query("stable_requests", ns, "Requests", stable, "Sum"),
+            _query("stable_4xx", ns, "4xx", stable, "Sum"),
+            _expression("increase", CLIENT_ERROR_EXPRESSION, "canary 4xx rate - stable 4xx rate"),
+        ],
+        rule.max_4xx_increase,
+        rule.fast_minutes + 1,
+    )
+
+
+def missing_metrics_expression(rule: CanaryRule) -> str:
+    """The share of the canary's invocations (AWS/Lambda, through the alias) that published no request
+    metric, in minutes with at least min_invocations invocations."""
+    return f"IF(invocations >= {rule.min_invocations}, 1 - FILL(requests, 0) / invocations, 0)"
+
+
+def missing_metrics_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
+    """A new version that serves but publishes no metrics would be invisible to every other alarm: the
+    platform's own invocation count, per executed version, tells. fast_minutes + 1 minutes in a row: the
+    platform metrics may arrive up to fast_minutes minutes before the request metrics of the same minute."""
+    rule = settings.rule
+    return _alarm(
+        settings,
+        settings.missing_metrics_alarm,
+        f"Canary rollback: more than {1 - rule.min_metric_coverage:.0%} of the invocations of version "
+        f"{release.target_version} published no request metrics, {rule.fast_minutes + 1} minutes in a row. "
+        f"{_written_for(release)}",
+        [
+            _query(
+                "invocations",
+                "AWS/Lambda",
+                "Invocations",
+                lambda_error_dimensions(settings, release.target_version),
+                "Sum",
+            ),
+            _query(
+                "requests", settings.namespace, "Requests", version_dimensions(settings, release.target_version), "Sum"
+            ),
+            _expression("missing", missing_metrics_expression(rule), "share of invocations without metrics"),
+        ],
+        1 - rule.min_metric_coverage,
+        rule.fast_minutes + 1,
+    )
+
+
+def armed_alarms(settings: HookSettings, release: Release) -> list[dict[str, Any]]:
+    """Every rollback alarm, armed with the versions of one release (settings.alarm_names, in order)."""
+    builders = (latency_alarm, error_rate_alarm, fast_error_alarm, client_error_alarm, missing_metrics_alarm)
+    return [build(settings, release) for build in builders]
 
 
 def idle_alarms(settings: HookSettings) -> list[dict[str, Any]]:
@@ -152,7 +237,7 @@ def idle_alarms(settings: HookSettings) -> list[dict[str, Any]]:
     would keep watching the now-live version, and an incident on it would put them in ALARM, which makes
     CodeDeploy fail the next deployment at once, the fix included."""
     idle = Release("-", settings.function_name, settings.alias, IDLE_VERSION, IDLE_VERSION)
-    alarms = [latency_alarm(settings, idle), error_rate_alarm(settings, idle)]
+    alarms = armed_alarms(settings, idle)
     for alarm in alarms:
         alarm["AlarmDescription"] = (
             "Canary rollback alarm, idle: no release in progress. The PreTraffic hook "

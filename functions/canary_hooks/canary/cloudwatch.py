@@ -1,9 +1,10 @@
 """AfterAllowTraffic: judge the finished canary window from CloudWatch and disarm the rollback alarms.
 
-The alarms need 5 breaching minutes and the canary phase lasts 5 minutes, so they can only fire at its very
-end. This hook judges the finished window itself from GetMetricData (after waiting for the metric lag) and
-fails the deployment, which rolls it back. Then it sets the alarms idle again (alarms.idle_alarms), so they
-never block the next release."""
+The alarms stop a release while CodeDeploy runs it; this hook runs after the last traffic shift, waits for
+the metric lag, judges the whole canary window from GetMetricData (what the alarms may not have seen yet:
+the window's last minutes, a rule broken only on the whole window, too little evidence) and fails the
+deployment, which rolls it back. Then it sets the alarms idle again (alarms.idle_alarms), so they never
+block the next release."""
 
 from __future__ import annotations
 
@@ -35,9 +36,17 @@ def window_queries(settings: HookSettings, release: Release, window: Window) -> 
                 "AWS/Lambda", "Errors", lambda_error_dimensions(settings, release.target_version), "Sum", period
             ),
         },
+        {
+            "Id": "canary_invocations",
+            "MetricStat": _metric(
+                "AWS/Lambda", "Invocations", lambda_error_dimensions(settings, release.target_version), "Sum", period
+            ),
+        },
         {"Id": "canary_p95", "MetricStat": _metric(ns, "Latency", canary, "p95", period)},
+        {"Id": "canary_4xx", "MetricStat": _metric(ns, "4xx", canary, "Sum", period)},
         {"Id": "stable_requests", "MetricStat": _metric(ns, "Requests", stable, "Sum", period)},
         {"Id": "stable_p95", "MetricStat": _metric(ns, "Latency", stable, "p95", period)},
+        {"Id": "stable_4xx", "MetricStat": _metric(ns, "4xx", stable, "Sum", period)},
     ]
 
 
@@ -66,6 +75,10 @@ def stats_from_results(results: Sequence[Mapping[str, Any]]) -> WindowStats:
         canary_p95_ms=p95("canary_p95"),
         stable_requests=total("stable_requests"),
         stable_p95_ms=p95("stable_p95"),
+        canary_4xx=total("canary_4xx"),
+        stable_4xx=total("stable_4xx"),
+        canary_invocations=total("canary_invocations"),
+        canary_published=total("canary_requests"),
     )
 
 

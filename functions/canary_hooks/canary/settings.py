@@ -1,8 +1,11 @@
 """The hooks' configuration, read once at cold start (pattern: sentiment_core.settings), and the canary rule.
 
 The rule (spec section 6): roll back when the new version's p95 latency exceeds the stable version's by
-more than 30 %, or its error rate exceeds 2 %, over the 5-minute canary window. Its defaults are DEFAULT_RULE;
-template.yaml sets each one explicitly."""
+more than 30 %, or its error rate exceeds 2 %, sustained for 5 minutes. Beside it, what stops a clear
+failure while the new version holds only the canary share (deploy/README.md, "What a release looks like"):
+an error rate over 5 % with at least 2 errors in 2 minutes in a row, a 4xx rate 5 points above the stable
+version's, and invocations that publish no request metrics. Its defaults are DEFAULT_RULE; template.yaml sets
+each one explicitly. `make simulate-release` shows what these numbers do over time."""
 
 from __future__ import annotations
 
@@ -19,9 +22,16 @@ PROMOTE, ROLLBACK, INCONCLUSIVE = "promote", "rollback", "inconclusive"
 class CanaryRule:
     max_latency_ratio: float  # canary p95 / stable p95
     max_error_rate: float  # canary (5xx + unhandled errors) / requests
-    window_minutes: int  # the canary phase of Canary10Percent5Minutes
+    window_minutes: int  # the canary phase (template parameter CanaryIntervalMinutes): what PostTraffic judges
     min_requests: int  # per side, to judge at all
     low_traffic_verdict: str  # PROMOTE | ROLLBACK when there is too little traffic to judge
+    sustained_minutes: int = 5  # "sustained for 5 minutes": datapoints of the two rule alarms
+    fast_error_rate: float = 0.05  # a clear failure: above this ...
+    fast_min_errors: int = 2  # ... with at least this many errors in a minute ...
+    fast_minutes: int = 2  # ... this many minutes in a row
+    max_4xx_increase: float = 0.05  # canary 4xx rate - stable 4xx rate (absolute), sustained fast_minutes + 1
+    min_metric_coverage: float = 0.5  # requests published / invocations of the canary through the alias
+    min_invocations: int = 5  # per minute, before the coverage is judged at all
 
 
 DEFAULT_RULE = CanaryRule(
@@ -38,9 +48,24 @@ class HookSettings:
     namespace: str
     latency_alarm: str
     error_alarm: str
+    fast_error_alarm: str
+    client_error_alarm: str
+    missing_metrics_alarm: str
     alarm_topic_arn: str
     rule: CanaryRule
     metric_lag_s: int
+
+    @property
+    def alarm_names(self) -> tuple[str, ...]:
+        """Every rollback alarm the hooks arm and disarm (template.yaml lists the same in the deployment
+        group, which is what CodeDeploy watches)."""
+        return (
+            self.latency_alarm,
+            self.error_alarm,
+            self.fast_error_alarm,
+            self.client_error_alarm,
+            self.missing_metrics_alarm,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HookSettings:
@@ -55,6 +80,9 @@ class HookSettings:
                 "POWERTOOLS_SERVICE_NAME",
                 "CANARY_LATENCY_ALARM",
                 "CANARY_ERROR_ALARM",
+                "CANARY_FAST_ERROR_ALARM",
+                "CANARY_CLIENT_ERROR_ALARM",
+                "CANARY_MISSING_METRICS_ALARM",
                 "ALARM_TOPIC_ARN",
             ),
         )
@@ -67,6 +95,11 @@ class HookSettings:
             low_traffic_verdict=env_choice(
                 env, "CANARY_LOW_TRAFFIC_VERDICT", d.low_traffic_verdict, (PROMOTE, ROLLBACK)
             ),
+            sustained_minutes=env_int(env, "CANARY_SUSTAINED_MINUTES", d.sustained_minutes, 1, 60),
+            fast_error_rate=env_float(env, "CANARY_FAST_ERROR_RATE", d.fast_error_rate, 0.0, 1.0),
+            fast_min_errors=env_int(env, "CANARY_FAST_MIN_ERRORS", d.fast_min_errors, 1, 1_000_000),
+            fast_minutes=env_int(env, "CANARY_FAST_MINUTES", d.fast_minutes, 1, 10),
+            max_4xx_increase=env_float(env, "CANARY_MAX_4XX_INCREASE", d.max_4xx_increase, 0.0, 1.0),
         )
         return cls(
             function_name=env_str(env, "PREDICT_FUNCTION_NAME"),
@@ -75,6 +108,9 @@ class HookSettings:
             namespace=env_str(env, "POWERTOOLS_METRICS_NAMESPACE"),
             latency_alarm=env_str(env, "CANARY_LATENCY_ALARM"),
             error_alarm=env_str(env, "CANARY_ERROR_ALARM"),
+            fast_error_alarm=env_str(env, "CANARY_FAST_ERROR_ALARM"),
+            client_error_alarm=env_str(env, "CANARY_CLIENT_ERROR_ALARM"),
+            missing_metrics_alarm=env_str(env, "CANARY_MISSING_METRICS_ALARM"),
             alarm_topic_arn=env_str(env, "ALARM_TOPIC_ARN"),
             rule=rule,
             metric_lag_s=env_int(env, "CANARY_METRIC_LAG_S", DEFAULT_METRIC_LAG_S, 0, 600),

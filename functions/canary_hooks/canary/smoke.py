@@ -1,18 +1,25 @@
 """BeforeAllowTraffic: smoke-test the new version before any traffic shifts, then arm the version-aware
 rollback alarms. The new version is invoked directly (not through the alias) with one payload-v2 event per
-case: one text per label (sentiment_core.contract.SMOKE_TEXTS), one invalid body, one oversize body."""
+case: one text per label (sentiment_core.contract.SMOKE_TEXTS), one invalid body, one oversize body.
+
+Each answer is checked, and so is the invocation's log tail (Invoke with LogType=Tail returns its last
+4 KB): it must hold the embedded-metric-format document with the version's Requests metric. A version that
+answers well but publishes no metrics would be invisible to every rollback alarm; it fails here, before it
+gets any traffic."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from sentiment_core.contract import CORRELATION_HEADER, MAX_BODY_BYTES, SMOKE_TEXTS
 
-from .alarms import error_rate_alarm, latency_alarm
+from .alarms import armed_alarms
 from .observability import count_verdict, logger
 from .release import CanaryError, Release
 from .settings import ROLLBACK, HookSettings
@@ -99,10 +106,47 @@ def check_answer(case: SmokeCase, correlation_id: str, answer: Mapping[str, Any]
     return problems
 
 
+def _json_documents(log: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects among the log lines; with the JSON log format a line the function printed may also
+    arrive wrapped, as the string in the `message` field of Lambda's own record."""
+    for line in log.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue  # text lines, and the first line of a tail cut at 4 KB
+        if isinstance(document, dict) and isinstance(document.get("message"), str):
+            yield from _json_documents(document["message"])
+        if isinstance(document, dict):
+            yield document
+
+
+def publishes_request_metric(log: str, version: str) -> bool:
+    """Whether the log holds an EMF document with the Requests metric for this version (the dimension set
+    the canary alarms read: sentiment_api.observability.add_version_dimension_set)."""
+    for document in _json_documents(log):
+        metadata = document.get("_aws")
+        if not isinstance(metadata, dict) or document.get("FunctionVersion") != version:
+            continue
+        for directive in metadata.get("CloudWatchMetrics") or []:
+            if not isinstance(directive, dict):
+                continue
+            names = {m.get("Name") for m in directive.get("Metrics") or [] if isinstance(m, dict)}
+            versioned = any(isinstance(d, list) and "FunctionVersion" in d for d in directive.get("Dimensions") or [])
+            if "Requests" in names and versioned:
+                return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    answer: dict[str, Any]
+    log_tail: str  # the last 4 KB of the invocation's log
+
+
 class FunctionVersions(Protocol):
     def alias_version(self, function_name: str, alias: str) -> str: ...
 
-    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> dict[str, Any]: ...
+    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> Invocation: ...
 
 
 class LambdaFunctionVersions:
@@ -112,19 +156,23 @@ class LambdaFunctionVersions:
     def alias_version(self, function_name: str, alias: str) -> str:
         return str(self._client.get_alias(FunctionName=function_name, Name=alias)["FunctionVersion"])
 
-    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Invokes one version directly (not through the alias), synchronously."""
+    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> Invocation:
+        """Invokes one version directly (not through the alias), synchronously, with its log tail."""
         response = self._client.invoke(
             FunctionName=function_name,
             Qualifier=version,
             InvocationType="RequestResponse",
+            LogType="Tail",
             Payload=json.dumps(event).encode(),
         )
         payload = response["Payload"].read()
         if response.get("FunctionError"):
             raise CanaryError(f"version {version} failed: {response['FunctionError']}: {payload[:500]!r}")
-        answer: dict[str, Any] = json.loads(payload)
-        return answer
+        try:
+            log_tail = base64.b64decode(response.get("LogResult") or "").decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            log_tail = ""
+        return Invocation(json.loads(payload), log_tail)
 
 
 def run_smoke_tests(release: Release, versions: FunctionVersions, now: datetime) -> list[str]:
@@ -133,11 +181,13 @@ def run_smoke_tests(release: Release, versions: FunctionVersions, now: datetime)
     for case in smoke_cases():
         event = smoke_event(case, release.deployment_id, now)
         try:
-            answer = versions.invoke(release.function_name, release.target_version, event)
+            invocation = versions.invoke(release.function_name, release.target_version, event)
         except CanaryError as exc:
             problems.append(f"{case.name}: {exc}")
             continue
-        problems.extend(check_answer(case, event["headers"][CORRELATION_HEADER], answer))
+        problems.extend(check_answer(case, event["headers"][CORRELATION_HEADER], invocation.answer))
+        if not publishes_request_metric(invocation.log_tail, release.target_version):
+            problems.append(f"{case.name}: no Requests metric for version {release.target_version} in its log")
     return problems
 
 
@@ -162,9 +212,7 @@ def pre_traffic_check(
         logger.error("smoke tests failed", extra={"problems": problems})
         count_verdict(ROLLBACK)
         return False
-    for alarm in (latency_alarm(settings, release), error_rate_alarm(settings, release)):
+    for alarm in armed_alarms(settings, release):
         put_metric_alarm(**alarm)
-    logger.info(
-        "smoke tests passed; canary alarms armed", extra={"alarms": [settings.latency_alarm, settings.error_alarm]}
-    )
+    logger.info("smoke tests passed; canary alarms armed", extra={"alarms": list(settings.alarm_names)})
     return True

@@ -7,6 +7,7 @@ CodeDeploy, GetDeployment returns the revision without its AppSpec content."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -36,6 +37,9 @@ HOOK_REFS = {
     "PredictFunction": FUNCTION,
     "CanaryLatencyAlarm": "sentiment-api-prod-canary-p95-latency",
     "CanaryErrorRateAlarm": "sentiment-api-prod-canary-error-rate",
+    "CanaryFastErrorRateAlarm": "sentiment-api-prod-canary-fast-error-rate",
+    "CanaryClientErrorAlarm": "sentiment-api-prod-canary-4xx-increase",
+    "CanaryMissingMetricsAlarm": "sentiment-api-prod-canary-missing-metrics",
     "AlarmTopic": TOPIC_ARN,
 }
 # What template.yaml gives the hooks (both get the same environment), resolved with HOOK_REFS.
@@ -185,6 +189,47 @@ def predict_versions(aws: None) -> Any:
     client.publish_version(FunctionName=FUNCTION)
     client.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="1")
     return client
+
+
+def emf_request_document(version: str, stage: str = "prod") -> dict[str, Any]:
+    """The request metrics of one invocation as powertools writes them for sentiment_api.http.record_request
+    (the test of the real predict function checks the real output against the same reader)."""
+    return {
+        "_aws": {
+            "Timestamp": 1764655200000,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "SentimentApi",
+                    "Dimensions": [["Stage"], ["Stage", "FunctionVersion"]],
+                    "Metrics": [{"Name": "Requests", "Unit": "Count"}, {"Name": "Latency", "Unit": "Milliseconds"}],
+                }
+            ],
+        },
+        "Stage": stage,
+        "FunctionVersion": version,
+        "Requests": [1.0],
+        "Latency": [42.0],
+    }
+
+
+def serve_log_tails(client: Any, publishes_metrics: bool = True) -> None:
+    """Invoke(LogType=Tail) answers with a LogResult (moto's Docker-less Lambda returns none): the last 4 KB
+    of the invocation's log, holding the version's request metrics unless publishes_metrics is False."""
+    qualifiers: list[str] = []
+
+    def remember(params: dict[str, Any], **_: Any) -> None:
+        qualifiers.append(str(params.get("Qualifier", "$LATEST")))
+
+    def add_tail(parsed: dict[str, Any], **_: Any) -> None:
+        version = qualifiers.pop(0)
+        lines = [json.dumps({"time": "2026-12-02T06:00:00Z", "type": "platform.start", "record": {"version": version}})]
+        if publishes_metrics:
+            lines.append(json.dumps(emf_request_document(version)))
+        lines.append(json.dumps({"time": "2026-12-02T06:00:00Z", "type": "platform.report", "record": {}}))
+        parsed["LogResult"] = base64.b64encode("\n".join(lines).encode()).decode()
+
+    client.meta.events.register("provide-client-params.lambda.Invoke", remember)
+    client.meta.events.register("after-call.lambda.Invoke", add_tail)
 
 
 def queue_lambda_answers(*answers: dict[str, Any]) -> None:

@@ -32,8 +32,22 @@ def stats(
     canary_p95: float | None = 200.0,
     stable_requests: float = 9000,
     stable_p95: float | None = 200.0,
+    canary_4xx: float = 10,
+    stable_4xx: float = 90,
+    canary_invocations: float | None = None,
+    canary_published: float | None = None,
 ) -> Any:
-    return canary_verdict.WindowStats(canary_requests, canary_errors, canary_p95, stable_requests, stable_p95)
+    return canary_verdict.WindowStats(
+        canary_requests,
+        canary_errors,
+        canary_p95,
+        stable_requests,
+        stable_p95,
+        canary_4xx,
+        stable_4xx,
+        canary_invocations,
+        canary_published,
+    )
 
 
 # ---- the rule ----------------------------------------------------------------------------------------------
@@ -50,6 +64,13 @@ def stats(
         (stats(canary_requests=49, canary_errors=1), "promote", True),  # 1/50 = 2 %: not decisive
         (stats(canary_requests=10, canary_errors=2), "rollback", False),  # 2/50 = 4 % at least: decisive
         (stats(canary_p95=None), "promote", True),
+        (stats(canary_4xx=61), "rollback", False),  # 6.1 % vs 1 %: more than 5 points above
+        (stats(canary_4xx=60), "promote", False),  # 6.0 % vs 1 %: exactly 5 points
+        (stats(canary_invocations=1000, canary_published=1000), "promote", False),
+        (stats(canary_invocations=1000, canary_published=499), "rollback", False),  # metrics for < 50 %
+        (stats(canary_requests=0, canary_invocations=400, canary_published=0), "rollback", False),  # none at all
+        (stats(canary_requests=0, canary_invocations=0, canary_published=0), "promote", True),  # no traffic
+        (stats(canary_requests=10, canary_invocations=49, canary_published=0), "promote", True),  # too few to tell
     ],
 )
 def test_judge(window: Any, decision: str, inconclusive: bool) -> None:
@@ -88,7 +109,18 @@ def test_stats_add_unhandled_errors_to_requests_and_errors() -> None:
         {"Id": "stable_p95", "Values": []},
     ]
     got = canary_cloudwatch.stats_from_results(results)
-    assert got == canary_verdict.WindowStats(1002.0, 5.0, 250.0, 9000.0, None)
+    assert got == canary_verdict.WindowStats(1002.0, 5.0, 250.0, 9000.0, None, 0.0, 0.0, 0.0, 1000.0)
+
+
+def test_stats_carry_4xx_and_the_platform_invocation_count() -> None:
+    results = [
+        {"Id": "canary_requests", "Values": [100.0]},
+        {"Id": "canary_invocations", "Values": [400.0]},
+        {"Id": "canary_4xx", "Values": [7.0]},
+        {"Id": "stable_4xx", "Values": [30.0]},
+    ]
+    got = canary_cloudwatch.stats_from_results(results)
+    assert (got.canary_invocations, got.canary_published, got.canary_4xx, got.stable_4xx) == (400.0, 100.0, 7.0, 30.0)
 
 
 # ---- the release ----------------------------------------------------------------------------------------------
@@ -124,9 +156,12 @@ def _validate(service: str, operation: str, params: dict[str, Any]) -> None:
 
 def test_alarm_requests_are_valid_put_metric_alarm_calls(settings: Any) -> None:
     release = canary_release.Release("d-1", FUNCTION, "live", "1", "2")
-    for alarm in (canary_alarms.latency_alarm(settings, release), canary_alarms.error_rate_alarm(settings, release)):
+    alarms = canary_alarms.armed_alarms(settings, release)
+    assert [a["AlarmName"] for a in alarms] == list(settings.alarm_names)
+    for alarm in alarms:
         _validate("cloudwatch", "PutMetricAlarm", alarm)
         assert sum(1 for m in alarm["Metrics"] if m["ReturnData"]) == 1
+        assert '"2"' in json.dumps(alarm["Metrics"])  # every alarm watches the new version
 
 
 def test_idle_alarms_are_valid_and_watch_no_version(settings: Any) -> None:
@@ -149,6 +184,8 @@ def test_window_queries_are_a_valid_get_metric_data_call(settings: Any) -> None:
 # ---- configuration ----------------------------------------------------------------------------------------------
 def test_settings_carry_the_spec_rule(settings: Any) -> None:
     assert settings.rule == hook_settings.CanaryRule(1.3, 0.02, 5, 50, "promote")
+    assert (settings.rule.sustained_minutes, settings.rule.fast_error_rate, settings.rule.fast_minutes) == (5, 0.05, 2)
+    assert (settings.rule.fast_min_errors, settings.rule.max_4xx_increase) == (2, 0.05)
     assert settings.metric_lag_s == 180
 
 
@@ -158,6 +195,9 @@ def test_settings_carry_the_spec_rule(settings: Any) -> None:
         ("CANARY_LOW_TRAFFIC_VERDICT", "maybe"),
         ("CANARY_MAX_ERROR_RATE", "2%"),
         ("CANARY_WINDOW_MINUTES", "0"),
+        ("CANARY_FAST_MINUTES", "0"),
+        ("CANARY_MAX_4XX_INCREASE", "5"),
+        ("CANARY_MISSING_METRICS_ALARM", ""),
         ("PREDICT_FUNCTION_NAME", ""),
     ],
 )

@@ -35,6 +35,9 @@ def synthetic(
     stable_requests: float,
     stable_p95: float | None,
     crashes: float = 0,
+    invocations: float | None = None,
+    canary_4xx: float = 0,
+    stable_4xx: float = 0,
 ) -> dict[str, Any]:
     """A GetMetricData answer for the window: one datapoint per query (Period = the window)."""
 
@@ -53,9 +56,12 @@ def synthetic(
             result("canary_requests", canary_requests),
             result("canary_5xx", canary_5xx),
             result("canary_crashes", crashes),
+            result("canary_invocations", canary_requests + crashes if invocations is None else invocations),
             result("canary_p95", canary_p95),
+            result("canary_4xx", canary_4xx),
             result("stable_requests", stable_requests),
             result("stable_p95", stable_p95),
+            result("stable_4xx", stable_4xx),
         ]
     }
 
@@ -123,6 +129,10 @@ def run_post_traffic(
         ("errors 2.0 % exactly", synthetic(1000, 20, 200.0, 9000, 200.0), "Succeeded", "promote"),
         ("unhandled errors count", synthetic(1000, 0, 200.0, 9000, 200.0, crashes=25), "Failed", "rollback"),
         ("faster canary", synthetic(1000, 0, 120.0, 9000, 200.0), "Succeeded", "promote"),
+        ("4xx +6 points", synthetic(1000, 0, 200.0, 9000, 200.0, canary_4xx=70, stable_4xx=90), "Failed", "rollback"),
+        ("4xx as stable", synthetic(1000, 0, 200.0, 9000, 200.0, canary_4xx=10, stable_4xx=90), "Succeeded", "promote"),
+        ("no metrics", synthetic(0, 0, None, 9000, 200.0, invocations=1000), "Failed", "rollback"),
+        ("metrics for 40 %", synthetic(400, 0, 200.0, 9000, 200.0, invocations=1000), "Failed", "rollback"),
     ],
 )
 def test_verdicts(
@@ -157,7 +167,8 @@ def test_the_verdict_disarms_the_rollback_alarms(
     run_post_traffic(codedeploy, answer, monkeypatch)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
-    assert set(alarms) == {HOOK_ENV["CANARY_LATENCY_ALARM"], HOOK_ENV["CANARY_ERROR_ALARM"]}
+    assert set(alarms) == {HOOK_ENV[v] for v in HOOK_ENV if v.startswith("CANARY_") and v.endswith("_ALARM")}
+    assert len(alarms) == 5
     assert all(idle(alarm) for alarm in alarms.values())
     assert all("idle" in alarm["AlarmDescription"] for alarm in alarms.values())
 

@@ -6,6 +6,7 @@ function: event shape, status codes, error codes, correlation id echo)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Iterator, Mapping
@@ -30,7 +31,9 @@ from tests.unit.canary_hooks.conftest import (
     TOPIC_ARN,
     appspec,
     emf_blobs,
+    emf_request_document,
     queue_lambda_answers,
+    serve_log_tails,
 )
 
 SMOKE_TEXTS, smoke_cases = contract.SMOKE_TEXTS, canary_smoke.smoke_cases
@@ -40,6 +43,8 @@ SMOKE_TEXTS, smoke_cases = contract.SMOKE_TEXTS, canary_smoke.smoke_cases
 def pre(codedeploy: Any, predict_versions: Any) -> ModuleType:
     module = load_function("pre_traffic", env=HOOK_ENV)
     module.deployments = canary_release.CodeDeployDeployments(codedeploy.client)
+    module.versions = canary_smoke.LambdaFunctionVersions(boto3.client("lambda", region_name=REGION))
+    serve_log_tails(module.versions._client)
     return module
 
 
@@ -98,9 +103,53 @@ def test_healthy_release_passes_and_arms_the_version_aware_alarms(
     for alarm in (latency, errors):
         # "sustained 5 minutes": 5 one-minute periods, all breaching; no traffic is no breach
         assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 5)
+    fast = alarms[HOOK_ENV["CANARY_FAST_ERROR_ALARM"]]
+    assert (fast["Threshold"], fast["EvaluationPeriods"], fast["DatapointsToAlarm"]) == (0.05, 2, 2)
+    assert dimensions(fast, "errors") == {"Stage": "prod", "FunctionVersion": "2"}
+    client_errors = alarms[HOOK_ENV["CANARY_CLIENT_ERROR_ALARM"]]
+    assert dimensions(client_errors, "canary_4xx")["FunctionVersion"] == "2"
+    assert dimensions(client_errors, "stable_4xx")["FunctionVersion"] == "1"
+    missing = alarms[HOOK_ENV["CANARY_MISSING_METRICS_ALARM"]]
+    assert dimensions(missing, "invocations")["ExecutedVersion"] == "2"
+    assert set(alarms) == {HOOK_ENV[v] for v in HOOK_ENV if v.startswith("CANARY_") and v.endswith("_ALARM")}
+    for alarm in alarms.values():
         assert alarm["TreatMissingData"] == "notBreaching"
         assert alarm["AlarmActions"] == [TOPIC_ARN]
         assert deployment in alarm["AlarmDescription"]
+
+
+def test_a_version_that_publishes_no_metrics_fails_before_any_traffic(
+    pre: ModuleType, codedeploy: Any, log_lines: Any
+) -> None:
+    """Every answer right, but no request metrics in the log: invisible to the rollback alarms."""
+    pre.versions = canary_smoke.LambdaFunctionVersions(boto3.client("lambda", region_name=REGION))
+    serve_log_tails(pre.versions._client, publishes_metrics=False)
+    deployment = codedeploy.create(appspec(current="1", target="2"))
+    queue_lambda_answers(*good_answers(deployment))
+
+    assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Failed"
+
+    assert written_alarms() == {}
+    (failure,) = [line for line in log_lines() if line["message"] == "smoke tests failed"]
+    assert all("no Requests metric for version 2" in problem for problem in failure["problems"])
+
+
+@pytest.mark.parametrize(
+    ("log", "published"),
+    [
+        (json.dumps(emf_request_document("2")), True),
+        (json.dumps(emf_request_document("3")), False),  # another version's metrics
+        (json.dumps({"message": json.dumps(emf_request_document("2"))}), True),  # wrapped by the JSON log format
+        (json.dumps(emf_request_document("2"))[1500:], False),  # cut by the 4 KB tail
+        ("START RequestId: x Version: 2\nnot json\n", False),
+        (
+            json.dumps({**emf_request_document("2"), "_aws": {"CloudWatchMetrics": [{"Dimensions": [["Stage"]]}]}}),
+            False,
+        ),
+    ],
+)
+def test_publishes_request_metric_reads_the_log_tail(log: str, published: bool) -> None:
+    assert canary_smoke.publishes_request_metric(log, "2") is published
 
 
 @pytest.mark.parametrize(
@@ -198,10 +247,14 @@ class InProcessVersions:
     def alias_version(self, function_name: str, alias: str) -> str:
         return "1"
 
-    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> canary_smoke.Invocation:
+        """The handler's answer, and what it printed (its EMF documents) as the log tail."""
         self.invoked.append((function_name, version))
-        answer: dict[str, Any] = self.predict.lambda_handler(json.loads(json.dumps(event)), FakeContext())
-        return answer
+        out = io.StringIO()
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+            patch.setenv("AWS_LAMBDA_FUNCTION_VERSION", version)
+            answer: dict[str, Any] = self.predict.lambda_handler(json.loads(json.dumps(event)), FakeContext())
+        return canary_smoke.Invocation(answer, out.getvalue())
 
 
 @pytest.fixture
