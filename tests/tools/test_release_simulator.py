@@ -141,3 +141,20 @@ def test_a_good_minute_between_bad_ones_resets_the_count() -> None:
 def test_weighted_p95_follows_the_requests() -> None:
     assert weighted_p95([(100.0, 90.0), (300.0, 10.0)]) == 300.0  # 10 % of requests are slow: p95 is slow
     assert weighted_p95([(100.0, 97.0), (300.0, 3.0)]) == 100.0
+
+
+# ---- sampling noise (the expected-value simulation's blind spot) -----------------------------------------------
+def test_binomial_and_run_probabilities() -> None:
+    from tools.release_simulator.noise import binomial_sf, p_run, rollback_probabilities
+
+    assert binomial_sf(1, 10, 0.1) == pytest.approx(1 - 0.9**10)
+    assert binomial_sf(0, 10, 0.1) == 1.0
+    assert binomial_sf(11, 10, 0.1) == 0.0
+    assert binomial_sf(130, 6000, 0.021) == pytest.approx(0.376, abs=0.01)  # normal approx.: mean 126, sd 11.1
+    assert p_run(0.5, 2, 2) == pytest.approx(0.25)
+    assert p_run(1.0, 5, 2) == pytest.approx(1.0)
+    assert p_run(0.5, 1, 2) == 0.0
+    rule = config("prod").post_settings.rule
+    fast, sustained, verdict = rollback_probabilities(rule, 600, 0.10, 10)
+    assert fast > 0.99 and sustained > 0.99 and verdict > 0.99
+    assert max(rollback_probabilities(rule, 600, 0.001, 10)) < 0.001  # a healthy version is not rolled back

@@ -4,6 +4,7 @@
     decided_at_min=<..>
 
     python -m tools.release_simulator [--stage prod|dev] [--lag 2] [--lambda-lag 1] [--markdown] [--check]
+    python -m tools.release_simulator --noise     # the per-minute alarms under sampling noise (noise.py)
 
 --check exits 1 when a scenario does not end as the stage's settings promise (deploy/README.md)."""
 
@@ -13,6 +14,7 @@ import argparse
 import sys
 import time
 
+from .noise import rollback_probabilities
 from .scenarios import SCENARIOS, TRAFFIC_LEVELS, Scenario, at_level
 from .simulate import CODEDEPLOY_ALARM_POLL_MIN, ReleaseConfig, Result, Simulation, load_config
 
@@ -36,6 +38,21 @@ def problems(scenario: Scenario, result: Result, config: ReleaseConfig) -> list[
     return found
 
 
+NOISE_ERROR_RATES = (0.001, 0.01, 0.019, 0.021, 0.05, 0.10)
+
+
+def print_noise(config: ReleaseConfig) -> None:
+    rule, minutes = config.post_settings.rule, config.canary_interval_min
+    print(f"P(rollback) of a version by its true 5xx rate, errors drawn per request, {minutes}-minute canary")
+    print("| canary requests/min | true 5xx rate | fast alarm | sustained alarm | PostTraffic verdict |")
+    print("|---:|---:|---:|---:|---:|")
+    for level, rps in TRAFFIC_LEVELS.items():
+        n = round(rps * 60 * config.canary_percent / 100)
+        for rate in NOISE_ERROR_RATES:
+            fast, sustained, verdict = rollback_probabilities(rule, n, rate, minutes)
+            print(f"| {n} ({level}) | {rate:.1%} | {fast:.1%} | {sustained:.1%} | {verdict:.1%} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.release_simulator", description=__doc__.split("\n")[0])
     parser.add_argument("--stage", default="prod", help="samconfig.toml environment whose parameters apply")
@@ -43,10 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lambda-lag", type=int, default=DEFAULT_LAMBDA_LAG_MIN, help="AWS/Lambda lag, minutes")
     parser.add_argument("--markdown", action="store_true", help="a Markdown table instead of the lines")
     parser.add_argument("--check", action="store_true", help="exit 1 if a scenario breaks its expectation")
+    parser.add_argument("--noise", action="store_true", help="the per-minute alarms under sampling noise instead")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     config = load_config(args.stage)
+    if args.noise:
+        print_noise(config)
+        return 0
     print(
         f"# stage {config.stage}: canary {config.canary_percent:g} % for {config.canary_interval_min} min, "
         f"alarms watched: {len(config.watched_alarms)}, low-traffic verdict "

@@ -411,7 +411,8 @@ def _records(log: io.StringIO) -> list[dict[str, Any]]:
 def _last_problem(log: io.StringIO) -> str:
     for record in reversed(_records(log)):
         if record.get("problems"):
-            return "; ".join(record["problems"][:2])
+            first = str(record["problems"][0])
+            return first if len(first) <= 90 else f"{first[:87]}..."
         if record.get("level") == "ERROR":
             return str(record.get("message"))
     return "failed"
