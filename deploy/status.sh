@@ -27,6 +27,8 @@ done
 echo "== rollback alarms"
 aws cloudwatch describe-alarms \
   --alarm-names "$(output "$stack" CanaryLatencyAlarmName)" "$(output "$stack" CanaryErrorRateAlarmName)" \
+    "$(output "$stack" CanaryFastErrorRateAlarmName)" "$(output "$stack" CanaryClientErrorAlarmName)" \
+    "$(output "$stack" CanaryMissingMetricsAlarmName)" \
   --query 'MetricAlarms[].[AlarmName, StateValue, StateReason]' --output text
 
 echo "== canary verdicts (PostTraffic hook, last hour)"
