@@ -4,8 +4,9 @@
 #   deploy/deploy.sh <dev|prod> [extra `sam deploy` arguments]
 #
 # `sam deploy` returns when CloudFormation is done, and CloudFormation waits for the CodeDeploy canary of
-# the predict function (PreTraffic hook, 10 % for 5 minutes, PostTraffic hook: about 10 minutes). A failed
-# canary rolls the stack update back and this script exits non-zero. deploy/README.md: how a release goes.
+# the predict function (PreTraffic hook, 10 % for CanaryIntervalMinutes, PostTraffic hook: about 10 minutes in
+# dev, 15 in prod). A failed canary rolls the stack update back and this script exits non-zero.
+# deploy/README.md: how a release goes.
 set -euo pipefail
 # shellcheck source=deploy/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -34,8 +35,22 @@ echo "==> $stack ($AWS_REGION): validate"
 "$SAM" validate --lint --config-env "$env"
 echo "==> build"
 "$SAM" build --config-env "$env"
+# CloudFormation runs an update as the role given, or else as the role of the stack's previous update. A
+# retraining release runs as ModelReleaseRole, which may change only what a model release changes, so after
+# one a deploy without a role of its own would run as that role and roll back. DEPLOY_ROLE_ARN: the
+# deployment role (deploy/README.md, "Releases from the retraining state machine").
+role_args=()
+if [[ -n "${DEPLOY_ROLE_ARN:-}" ]]; then
+  role_args=(--role-arn "$DEPLOY_ROLE_ARN")
+elif stack_role=$(aws cloudformation describe-stacks --stack-name "$stack" --query 'Stacks[0].RoleARN' \
+  --output text 2>/dev/null) && [[ -n "$stack_role" && "$stack_role" != "None" ]]; then
+  if [[ "$stack_role" == "$(output "$stack" ModelReleaseRoleArn)" ]]; then
+    die "the last update of $stack ran as the model release role ($stack_role), which CloudFormation would reuse;" \
+      "set DEPLOY_ROLE_ARN to the stack's deployment role"
+  fi
+fi
 echo "==> deploy (watch the canary with: deploy/status.sh $env)"
-"$SAM" deploy --config-env "$env" "$@"
+"$SAM" deploy --config-env "$env" "${role_args[@]}" "$@"
 
 # The governance processing jobs run the code under s3://<DataBucket>/code/ (governance/ and the
 # sentiment_core it imports): publish the bundle of this checkout with every deploy, so code and state machine
