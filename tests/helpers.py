@@ -30,6 +30,7 @@ TEST_REFS: dict[str, str] = {
     "AWS::StackName": "sentiment-api-test",
     "AWS::Region": "us-east-1",
     "PredictFunction": "sentiment-api-test-PredictFunction",
+    "ModelReleaseRole.Arn": "arn:aws:iam::123456789012:role/sentiment-api-test-ModelReleaseRole",
     "CanaryLatencyAlarm": "sentiment-api-test-canary-p95-latency",
     "CanaryErrorRateAlarm": "sentiment-api-test-canary-error-rate",
     "CanaryFastErrorRateAlarm": "sentiment-api-test-canary-fast-error-rate",

@@ -1,5 +1,6 @@
-"""The retraining tasks of statemachines/retrain.asl.json: entry points only (one CodeUri, three functions).
-The logic is in the retraining package beside this file."""
+"""The retraining tasks of statemachines/retrain.asl.json: entry points only (one CodeUri, two functions).
+The logic is in the retraining package beside this file. The release task has its own CodeUri and no shared
+layer (functions/release_model/)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from retraining.config import RetrainingSettings
 from retraining.dataset import validate
 from retraining.observability import logger
-from retraining.release import release
 from retraining.smoke import CLIENT_CONFIG, smoke_test
 
 # Cold start: a malformed setting fails the init phase; a task whose own section is absent raises
@@ -33,8 +33,3 @@ def validate_dataset(event: dict[str, Any], context: LambdaContext) -> dict[str,
 @logger.inject_lambda_context
 def smoke_test_endpoint(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return smoke_test(str(event["endpoint_name"]), client("sagemaker-runtime"))
-
-
-@logger.inject_lambda_context
-def release_model(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return release(event, settings.release, client("cloudformation"))

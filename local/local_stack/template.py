@@ -3,13 +3,14 @@ environment, HTTP routes) and the rate-limit table's keys, so that a change to t
 not follow breaks the local stack and the tests, not a deployment.
 
 Only what is needed is resolved: ``Ref`` / ``Fn::Sub`` / ``Fn::GetAtt`` in environment values, against the
-parameters' defaults and the values the caller gives for resources (``refs``)."""
+parameters' defaults and the values the caller gives for resources (``refs``), and ``Fn::If`` on the template's
+conditions (``Fn::Equals`` / ``Fn::Not`` / ``Fn::And`` / ``Fn::Or`` / ``Condition`` over the same values)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class Function:
     memory_mb: int
     routes: tuple[RouteSpec, ...]
     parameter_defaults: Mapping[str, str]
+    conditions: Mapping[str, Any] = field(default_factory=dict)  # the template's Conditions, unevaluated
 
     @property
     def module(self) -> str:
@@ -80,7 +82,7 @@ class Function:
     def resolved_environment(self, refs: Mapping[str, str]) -> dict[str, str]:
         """The environment with references resolved: ``refs``, then the parameters' defaults."""
         values = {**self.parameter_defaults, **refs}
-        return {name: resolve(value, values) for name, value in self.environment.items()}
+        return {name: resolve(value, values, self.conditions) for name, value in self.environment.items()}
 
 
 def parameter_defaults(template: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -88,8 +90,9 @@ def parameter_defaults(template: Mapping[str, Any] | None = None) -> dict[str, s
     return {name: str(decl["Default"]) for name, decl in template["Parameters"].items() if "Default" in decl}
 
 
-def resolve(value: Any, refs: Mapping[str, str]) -> str:
-    """An environment value: a literal, a Ref, a Sub or a GetAtt; anything unknown raises KeyError."""
+def resolve(value: Any, refs: Mapping[str, str], conditions: Mapping[str, Any] | None = None) -> str:
+    """An environment value: a literal, a Ref, a Sub, a GetAtt, or an If on one of ``conditions``; anything
+    unknown raises KeyError."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
@@ -102,7 +105,32 @@ def resolve(value: Any, refs: Mapping[str, str]) -> str:
             return refs[".".join(argument)]
         if kind == "Fn::Sub" and isinstance(argument, str):
             return _SUB.sub(lambda m: refs[m.group(1)], argument)
+        if kind == "Fn::If" and conditions is not None:
+            name, when_true, when_false = argument
+            chosen = when_true if _condition(name, refs, conditions) else when_false
+            return resolve(chosen, refs, conditions)
     raise KeyError(f"cannot resolve {value!r} locally")
+
+
+def _condition(name: str, refs: Mapping[str, str], conditions: Mapping[str, Any]) -> bool:
+    return _truth(conditions[name], refs, conditions)
+
+
+def _truth(node: Any, refs: Mapping[str, str], conditions: Mapping[str, Any]) -> bool:
+    if isinstance(node, dict) and len(node) == 1:
+        ((kind, argument),) = node.items()
+        if kind == "Condition":
+            return _condition(argument, refs, conditions)
+        if kind == "Fn::Equals":
+            left, right = (resolve(item, refs, conditions) for item in argument)
+            return left == right
+        if kind == "Fn::Not":
+            return not _truth(argument[0], refs, conditions)
+        if kind == "Fn::And":
+            return all(_truth(item, refs, conditions) for item in argument)
+        if kind == "Fn::Or":
+            return any(_truth(item, refs, conditions) for item in argument)
+    raise KeyError(f"cannot evaluate condition {node!r} locally")
 
 
 def _routes(properties: Mapping[str, Any], refs: Mapping[str, str]) -> tuple[RouteSpec, ...]:
@@ -146,6 +174,7 @@ def functions(refs: Mapping[str, str] | None = None, template: Mapping[str, Any]
             memory_mb=int(props["MemorySize"]),
             routes=_routes(props, refs),
             parameter_defaults=defaults,
+            conditions=template.get("Conditions") or {},
         )
     return found
 

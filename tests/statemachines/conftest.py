@@ -7,13 +7,23 @@ functions/, invoked in-process by an emulated Lambda runtime (moto's docker-less
 canned payload, so its ``invoke`` is replaced by one that imports and calls the real handler, and reports an
 exception the way the Python runtime does: ``FunctionError: Unhandled`` with ``errorType``/``errorMessage``).
 
-One moto divergence is corrected: moto's context object holds ``$$.Execution.StartTime`` as a datetime
+Two moto divergences are corrected: moto's context object holds ``$$.Execution.StartTime`` as a datetime
 object, AWS as an ISO 8601 string (``2026-01-05T03:00:00.123Z``); the harness gives the definitions the string.
+And AWS SDK integrations take PascalCase parameters and answer PascalCase fields even for a camelCase API
+(Step Functions' own: ``StateMachineArn`` in, ``Executions[*].ExecutionArn`` out); moto passes them through
+unchanged, so for the ``sfn`` service the harness converts them with the API's model, as AWS does.
 
-What is scripted: time. moto's SageMaker creates AutoML jobs ``InProgress`` forever, endpoints and
-processing jobs already finished. :class:`SageMakerClock` wraps the three Describe calls so that a resource
-reports an in-between status for the first polls and then the outcome the test chose (Completed with a best
-candidate, Failed with a reason, ...), by setting the fields on moto's own objects, as SageMaker would.
+What is scripted: time, and what fails when.
+- :class:`SageMakerClock`: moto's SageMaker creates AutoML jobs ``InProgress`` forever, endpoints and
+  processing jobs already finished; it wraps the three Describe calls so that a resource reports an
+  in-between status for the first polls and then the outcome the test chose (Completed with a best
+  candidate, Failed with a reason, ...), by setting the fields on moto's own objects, as SageMaker would.
+- :class:`StackClock`: moto applies an UpdateStack at once and records no ClientRequestToken; it makes an
+  update run for a number of DescribeStacks answers (the canary), end as completed or rolled back, carry its
+  token on every event, and lets a test start other operations (a `sam deploy`, a code release's canary).
+- :class:`RetryClock`: the interpreter's Retry waits are recorded, not slept (a 60 s backoff takes no time).
+- :class:`LambdaRuntime` ``lost_answers``: an invocation whose function ran but whose answer the
+  integration reports as ``Lambda.ServiceException`` (what makes Step Functions run a task twice).
 """
 
 from __future__ import annotations
@@ -28,13 +38,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
+from botocore.session import get_session
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.cloudformation.exceptions import CloudFormationError, ValidationError
+from moto.cloudformation.models import CloudFormationBackend, Stack, cloudformation_backends
+from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.exceptions import JsonRESTError
 from moto.sagemaker.models import AutoMLJob, SageMakerModelBackend
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
+)
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from tests.helpers import FakeContext
@@ -60,12 +80,41 @@ def placeholders(name: str) -> set[str]:
 
 
 # ---- the Lambda runtime (the handlers are loaded by tests.helpers.load_function) ---------------------------
+class AnswerLost(JsonRESTError):
+    """Lambda's 500 ServiceException, after the function ran: Step Functions sees Lambda.ServiceException."""
+
+    code = 500
+
+    def __init__(self) -> None:
+        super().__init__("ServiceException", "the function ran, but its answer was lost (simulated)")
+
+
+@dataclass
+class RetryClock:
+    """The interpreter's Retry waits (IntervalSeconds x BackoffRate^n, jittered): recorded, not slept."""
+
+    waits: list[float] = field(default_factory=list)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=self.waits.append))
+
+
 @dataclass
 class LambdaRuntime:
-    """Function name -> handler; what moto's Lambda invoke dispatches to. Records every invocation."""
+    """Function name -> handler; what moto's Lambda invoke dispatches to. Records every invocation.
+
+    ``before``: called with the event before the handler (a test holds an execution there);
+    ``lost_answers``: how many of a function's next invocations run but answer Lambda.ServiceException."""
 
     handlers: dict[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
     calls: list[tuple[str, Any, str]] = field(default_factory=list)  # (function, event, outcome)
+    results: list[tuple[str, Any]] = field(default_factory=list)  # (function, what the handler returned)
+    before: dict[str, Callable[[Any], None]] = field(default_factory=dict)
+    lost_answers: dict[str, int] = field(default_factory=dict)
+    retry_clock: RetryClock = field(default_factory=RetryClock)
+
+    def calls_of(self, function: str) -> list[tuple[Any, str]]:
+        return [(event, outcome) for name, event, outcome in self.calls if name == function]
 
     def invoke(
         self,
@@ -79,6 +128,8 @@ class LambdaRuntime:
         name = function_name.split(":function:")[-1].split(":")[0]
         backend.get_function(name)  # an unknown function fails like on AWS
         event = json.loads(body or "{}")
+        if name in self.before:
+            self.before[name](event)
         try:
             result = self.handlers[name](event, FakeContext())
         except Exception as exc:  # the Python runtime's unhandled-error answer
@@ -91,6 +142,11 @@ class LambdaRuntime:
                     "stackTrace": traceback.format_tb(exc.__traceback__),
                 }
             ).encode()
+        self.results.append((name, result))
+        if self.lost_answers.get(name, 0) > 0:
+            self.lost_answers[name] -= 1
+            self.calls.append((name, event, "ok, answer lost"))
+            raise AnswerLost()
         self.calls.append((name, event, "ok"))
         return json.dumps(result).encode()
 
@@ -159,6 +215,132 @@ class SageMakerClock:
         monkeypatch.setattr(SageMakerModelBackend, "describe_processing_job", processing_describe)
 
 
+# ---- simulated CloudFormation progress ------------------------------------------------------------------
+@dataclass
+class StackOperation:
+    token: str | None
+    outcome: str  # UPDATE_COMPLETE, or UPDATE_ROLLBACK_COMPLETE (the parameters before it are restored)
+    reads_left: float  # DescribeStacks answers that still show it UPDATE_IN_PROGRESS (math.inf: never ends)
+    before: dict[str, str]
+    release: bool  # an UpdateStack request (the release function's), not an operation the test started
+
+
+@dataclass
+class StackClock:
+    """CloudFormation in time, on moto's stacks (see the module docstring).
+
+    An UpdateStack request is refused while the stack is busy (as CloudFormation does); otherwise its
+    parameters apply at once (so DescribeStacks shows the new values while it runs), it shows
+    UPDATE_IN_PROGRESS for the next ``canary_reads`` DescribeStacks answers, then ends as ``outcome``;
+    ``after_update`` runs once it ended (a manual deploy right after it). Every event an operation writes
+    carries its ClientRequestToken. ``unreadable``: DescribeStacks is throttled."""
+
+    canary_reads: int = 0
+    outcome: str = "UPDATE_COMPLETE"
+    after_update: Callable[[StackClock, Stack], None] | None = None
+    unreadable: bool = False
+    requests: list[dict[str, Any]] = field(default_factory=list)  # every accepted UpdateStack request
+    running: dict[str, StackOperation] = field(default_factory=dict)  # by stack id
+
+    @staticmethod
+    def stack(name: str) -> Stack:
+        return cloudformation_backends[ACCOUNT][REGION].get_stack(name)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        clock = self
+        original_update = CloudFormationResponse.update_stack
+        original_describe = CloudFormationBackend.describe_stacks
+
+        def update_stack(response: CloudFormationResponse) -> Any:
+            stack = response.cloudformation_backend.get_stack(response._get_param("StackName"))
+            if stack.status.endswith("_IN_PROGRESS"):
+                raise ValidationError(
+                    message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated."
+                )
+            request = {
+                key: response._get_param(key)
+                for key in ("UsePreviousTemplate", "RoleARN", "ClientRequestToken", "StackPolicyDuringUpdateBody")
+            }
+            request["Parameters"] = response._get_param("Parameters", [])
+            request["Capabilities"] = response._get_param("Capabilities", [])
+            clock.requests.append(request)
+            before, first = dict(stack.stack_parameters), len(stack.events)
+            answer = original_update(response)
+            clock._begin(stack, request["ClientRequestToken"], before, first, clock.canary_reads, clock.outcome, True)
+            return answer
+
+        def describe_stacks(backend: CloudFormationBackend, name_or_stack_id: str) -> list[Stack]:
+            if clock.unreadable:
+                raise CloudFormationError("Throttling", "Rate exceeded")
+            stacks = original_describe(backend, name_or_stack_id)
+            if name_or_stack_id:
+                for stack in stacks:
+                    clock._tick(stack)
+            return stacks
+
+        monkeypatch.setattr(CloudFormationResponse, "update_stack", update_stack)
+        monkeypatch.setattr(CloudFormationBackend, "describe_stacks", describe_stacks)
+
+    def operate(
+        self,
+        stack_name: str,
+        token: str | None,
+        changes: Mapping[str, str] | None = None,
+        outcome: str = "UPDATE_COMPLETE",
+        reads: float = 0,
+    ) -> None:
+        """Another operation on the stack (a `sam deploy`, a console update, a code release's canary):
+        ``changes`` to its parameters, in progress for ``reads`` DescribeStacks answers (0: already ended)."""
+        stack = self.stack(stack_name)
+        before, first = dict(stack.stack_parameters), len(stack.events)
+        stack.update(str(stack.template), stack.role_arn, parameters={**before, **(changes or {})})
+        self._begin(stack, token, before, first, reads, outcome, False)
+        if reads == 0:
+            self._finish(stack, self.running.pop(stack.stack_id))
+
+    def _begin(
+        self,
+        stack: Stack,
+        token: str | None,
+        before: dict[str, str],
+        first: int,
+        reads: float,
+        outcome: str,
+        release: bool,
+    ) -> None:
+        # moto applied it and wrote UPDATE_IN_PROGRESS + UPDATE_COMPLETE: keep the first, the end comes later
+        del stack.events[first + 1 :]
+        stack.events[first].client_request_token = token  # type: ignore[assignment]
+        stack.status = "UPDATE_IN_PROGRESS"
+        self.running[stack.stack_id] = StackOperation(token, outcome, reads, before, release)
+
+    def _tick(self, stack: Stack) -> None:
+        operation = self.running.get(stack.stack_id)
+        if operation is None:
+            return
+        if operation.reads_left > 0:
+            operation.reads_left -= 1
+            return
+        self._finish(stack, self.running.pop(stack.stack_id))
+
+    def _finish(self, stack: Stack, operation: StackOperation) -> None:
+        if operation.outcome == "UPDATE_ROLLBACK_COMPLETE":
+            self._event(stack, "UPDATE_ROLLBACK_IN_PROGRESS", operation.token)
+            first = len(stack.events)
+            stack.update(str(stack.template), stack.role_arn, parameters=operation.before)
+            del stack.events[first:]
+        self._event(stack, operation.outcome, operation.token)
+        stack.status = operation.outcome
+        if operation.release and self.after_update is not None:
+            then, self.after_update = self.after_update, None
+            then(self, stack)
+
+    @staticmethod
+    def _event(stack: Stack, status: str, token: str | None) -> None:
+        stack._add_stack_event(status)
+        stack.events[-1].client_request_token = token  # type: ignore[assignment]
+
+
 # ---- the account ----------------------------------------------------------------------------------------
 def aws_start_time(value: Any) -> Any:
     """A datetime as AWS writes $$.Execution.StartTime: ISO 8601, UTC, milliseconds, 'Z'."""
@@ -180,6 +362,25 @@ def _install_aws_start_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ExecutionWorker, "_get_evaluation_environment", environment)
 
 
+def _install_sfn_sdk_casing(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = get_session().get_service_model("stepfunctions")
+
+    def operation(task: StateTaskServiceAwsSdk) -> Any:
+        action = task.resource.api_action
+        return model.operation_model(action[0].upper() + action[1:])
+
+    def parameters(task: StateTaskServiceAwsSdk, values: dict[str, Any], *_: Any, **__: Any) -> None:
+        if task.resource.api_name == "sfn":
+            task._to_boto_request(values, operation(task).input_shape)
+
+    def response(task: StateTaskServiceAwsSdk, value: Any, *_: Any, **__: Any) -> None:
+        if task.resource.api_name == "sfn":
+            task._from_boto_response(value, operation(task).output_shape)
+
+    monkeypatch.setattr(StateTaskServiceAwsSdk, "_normalise_parameters", parameters)
+    monkeypatch.setattr(StateTaskServiceAwsSdk, "_normalise_response", response)
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaRuntime]:
     """A fresh moto account in which state machines really execute and Lambda tasks run in-process."""
@@ -194,6 +395,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaRuntime]:
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", lambda backend, *args: runtime.invoke(backend, *args))
         _install_aws_start_time(monkeypatch)
+        _install_sfn_sdk_casing(monkeypatch)
+        runtime.retry_clock.install(monkeypatch)
         yield runtime
 
 
@@ -277,22 +480,42 @@ class Execution:
             if e.get("taskScheduledEventDetails", {}).get("resource") == action
         ]
 
+    def output_of(self, state: str) -> dict[str, Any]:
+        """The data a state passed on (its last exit)."""
+        (*_, event) = [e for e in self.history if e.get("stateExitedEventDetails", {}).get("name") == state]
+        output: dict[str, Any] = json.loads(event["stateExitedEventDetails"]["output"])
+        return output
 
-def run_state_machine(definition: str, name: str, payload: Mapping[str, Any], timeout_s: float = 60) -> Execution:
-    sfn = boto3.client("stepfunctions")
-    machine = sfn.create_state_machine(
+
+def create_state_machine(definition: str, name: str) -> str:
+    arn: str = boto3.client("stepfunctions").create_state_machine(
         name=name, definition=definition, roleArn=role(f"{name}-sfn-role", "states.amazonaws.com")
     )["stateMachineArn"]
-    arn = sfn.start_execution(stateMachineArn=machine, name=f"{name}-run", input=json.dumps(payload))["executionArn"]
+    return arn
+
+
+def start_execution(machine: str, name: str, payload: Mapping[str, Any]) -> str:
+    arn: str = boto3.client("stepfunctions").start_execution(
+        stateMachineArn=machine, name=name, input=json.dumps(payload)
+    )["executionArn"]
+    return arn
+
+
+def wait_for(arn: str, timeout_s: float = 60) -> Execution:
+    sfn = boto3.client("stepfunctions")
     deadline = time.monotonic() + timeout_s
     while True:
         description = sfn.describe_execution(executionArn=arn)
         if description["status"] != "RUNNING":
             break
         if time.monotonic() > deadline:
-            pytest.fail(f"{name} still RUNNING after {timeout_s} s")
+            pytest.fail(f"{arn} still RUNNING after {timeout_s} s")
         time.sleep(0.05)
     history: list[dict[str, Any]] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
         history.extend(page["events"])
     return Execution(arn, description["status"], description, history)
+
+
+def run_state_machine(definition: str, name: str, payload: Mapping[str, Any], timeout_s: float = 60) -> Execution:
+    return wait_for(start_execution(create_state_machine(definition, name), f"{name}-run", payload), timeout_s)

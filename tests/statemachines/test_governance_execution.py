@@ -7,7 +7,9 @@ follows the job (SageMakerClock scripts the job status)."""
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Any
 
 import boto3
@@ -29,6 +31,7 @@ from tests.statemachines.conftest import (
 DATA_BUCKET = "sentiment-data-gov"
 REPORTS_BUCKET = "sentiment-reports-gov"
 LIVE_ENDPOINT = "sentiment-live"
+PREDICT_FUNCTION = "sentiment-api-test-PredictFunction"
 LIVE_MODEL = "sentiment-test-20260101-000000"
 EVAL_URI = f"s3://{DATA_BUCKET}/governance/eval/eval.csv"
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
@@ -75,12 +78,14 @@ def world(aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch) -> World:
         ],
     )
     sm.create_endpoint(EndpointName=LIVE_ENDPOINT, EndpointConfigName=LIVE_MODEL)
+    # The state machine reads the live endpoint from the predict function's alias `live` at run time.
+    deploy_predict_function(LIVE_ENDPOINT)
     topic, notifications = notification_topic("governance-notifications")
     clock = SageMakerClock(processing=Outcome("Completed", after=2))
     clock.install(monkeypatch)
     substitutions = {
         "GovernanceEngine": "script",
-        "LiveEndpointName": LIVE_ENDPOINT,
+        "PredictFunctionName": PREDICT_FUNCTION,
         "DataBucket": DATA_BUCKET,
         "ReportsBucket": REPORTS_BUCKET,
         "SageMakerExecutionRoleArn": execution_role,
@@ -97,6 +102,24 @@ def world(aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch) -> World:
         "MaxJobRuntimeSeconds": "3600",
     }
     return World(clock, notifications, substitutions)
+
+
+def deploy_predict_function(endpoint: str) -> None:
+    """The predict function as the stack has it: version 1 with SAGEMAKER_ENDPOINT_NAME, behind alias `live`."""
+    archive = BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("app.py", "")
+    lam = boto3.client("lambda")
+    lam.create_function(
+        FunctionName=PREDICT_FUNCTION,
+        Runtime="python3.12",
+        Role=role("predict-role", "lambda.amazonaws.com"),
+        Handler="app.lambda_handler",
+        Code={"ZipFile": archive.getvalue()},
+        Environment={"Variables": {"SAGEMAKER_ENDPOINT_NAME": endpoint}},
+    )
+    version = lam.publish_version(FunctionName=PREDICT_FUNCTION)["Version"]
+    lam.create_alias(FunctionName=PREDICT_FUNCTION, Name="live", FunctionVersion=version)
 
 
 def report_date(execution: Execution) -> str:
@@ -201,3 +224,16 @@ def test_unknown_engine(world: World) -> None:
 
     assert execution.description["error"] == "UnknownEngine"
     assert world.jobs() == []
+
+
+def test_the_live_endpoint_is_the_one_alias_live_calls_not_latest(world: World) -> None:
+    """A release in progress has changed $LATEST already; the report is about what `live` serves."""
+    boto3.client("lambda").update_function_configuration(
+        FunctionName=PREDICT_FUNCTION, Environment={"Variables": {"SAGEMAKER_ENDPOINT_NAME": "sentiment-canary"}}
+    )
+    execution = world.run()
+
+    assert execution.status == "SUCCEEDED", execution.description
+    assert execution.output["endpoint_name"] == LIVE_ENDPOINT
+    (job,) = world.jobs()
+    assert analyze.parse_args(job["AppSpecification"]["ContainerArguments"]).endpoint_name == LIVE_ENDPOINT

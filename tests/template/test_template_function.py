@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.template.cfn_helpers import as_list, contains_wildcard, of_type, policy_statements, resolve_sub
-from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT, TEST_PARAMETERS
+from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT
 
 ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
@@ -156,28 +156,31 @@ def test_role_can_update_items_of_the_rate_limit_table_only(role: dict[str, Any]
     assert not {"NotAction", "NotResource", "Condition"} & set(statement)
 
 
-def test_role_invokes_exactly_the_one_endpoint(role: dict[str, Any], parameter_values: dict[str, Any]) -> None:
-    """The endpoint of the parameter; during a model release also the previous one (the stable version still
-    calls it while the canary runs), and nothing when that parameter is empty."""
+def test_role_invokes_only_this_stacks_endpoints(role: dict[str, Any], function: dict[str, Any]) -> None:
+    """The endpoints tagged with this stack's name (the live one, and during a model release the previous one,
+    which the stable version still calls), not endpoints by name: a release then changes no IAM policy
+    (tests/template/test_template_release_role.py). Which endpoint the function calls is its environment."""
     (statement,) = [s for s in policy_statements(role) if s["Sid"] == "InvokeSentimentEndpoint"]
     assert statement["Effect"] == "Allow"
     assert as_list(statement["Action"]) == ["sagemaker:InvokeEndpoint"]
-    current, previous = as_list(statement["Resource"])
-    scope = {**PSEUDO_PARAMETERS, **parameter_values}
-    arn = resolve_sub(current, scope)
-    assert arn == (f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{TEST_PARAMETERS['SageMakerEndpointName']}")
-    condition, when_set, otherwise = previous["Fn::If"]
-    assert condition == "HasPreviousSageMakerEndpoint"
-    assert otherwise == {"Ref": "AWS::NoValue"}
-    assert resolve_sub(when_set, {**scope, "PreviousSageMakerEndpointName": "old-endpoint"}) == (
-        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/old-endpoint"
+    assert (
+        resolve_sub(statement["Resource"], PSEUDO_PARAMETERS) == "arn:aws:sagemaker:us-east-1:123456789012:endpoint/*"
     )
-    assert not {"NotAction", "NotResource", "Condition"} & set(statement)
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/sentiment-api:stack": {"Ref": "AWS::StackName"}}
+    }
+    assert not {"NotAction", "NotResource"} & set(statement)
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env["SAGEMAKER_ENDPOINT_NAME"] == {"Ref": "SageMakerEndpointName"}
 
 
 def test_no_wildcards_in_inline_policies(role: dict[str, Any]) -> None:
+    """No wildcard action; a wildcard resource only for the endpoints, and only under the stack's tag."""
     for statement in policy_statements(role):
         assert not contains_wildcard(statement.get("Action")), statement
+        if statement["Sid"] == "InvokeSentimentEndpoint":
+            assert "aws:ResourceTag/sentiment-api:stack" in statement["Condition"]["StringEquals"], statement
+            continue
         assert not contains_wildcard(statement.get("Resource")), statement
 
 
@@ -206,7 +209,7 @@ def test_no_other_iam_policy_resources(resources: dict[str, Any], function: dict
 
 
 def test_endpoint_name_must_be_lower_case(cfn: dict[str, Any]) -> None:
-    # SageMaker lower-cases endpoint names in ARNs; the policy is built from the parameter as given.
+    # SageMaker lower-cases endpoint names in ARNs; retraining names its endpoints in lower case.
     pattern = cfn["Parameters"]["SageMakerEndpointName"]["AllowedPattern"]
     for good in ("sentiment-endpoint", "a", "e1-2", "x" * 63):
         assert re.fullmatch(pattern, good), good

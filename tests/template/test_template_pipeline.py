@@ -20,6 +20,7 @@ PIPELINE_ROLES = (
     "ValidateDatasetFunctionRole",
     "SmokeTestEndpointFunctionRole",
     "ReleaseModelFunctionRole",
+    "ModelReleaseRole",
     "ExplainFunctionRole",
 )
 STATE_MACHINES = {
@@ -106,7 +107,8 @@ def test_governance_engine_is_a_parameter(cfn: dict[str, Any], sam_template: dic
     assert (engine["Default"], sorted(engine["AllowedValues"])) == ("script", ["clarify", "script"])
     substitutions = sam_template["Resources"]["GovernanceStateMachine"]["Properties"]["DefinitionSubstitutions"]
     assert substitutions["GovernanceEngine"] == {"Ref": "GovernanceEngine"}
-    assert substitutions["LiveEndpointName"] == {"Ref": "SageMakerEndpointName"}
+    # the live endpoint is read at run time (alias `live` of the predict function), not substituted
+    assert substitutions["PredictFunctionName"] == {"Ref": "PredictFunction"}
 
 
 # ---- IAM -------------------------------------------------------------------------------------------------
@@ -125,6 +127,11 @@ def test_pipeline_roles_name_actions_and_scope_resources(
         **{k: str(v) for k, v in parameter_values.items() if isinstance(v, str)},
         "DataBucket.Arn": "arn:aws:s3:::data",
         "ReportsBucket.Arn": "arn:aws:s3:::reports",
+        "PredictFunction": "sentiment-api-prod-PredictFunction-ABC",
+        "ExplainFunction": "sentiment-api-prod-ExplainFunction-ABC",
+        "ServerlessDeploymentApplication": "sentiment-api-prod-ServerlessDeploymentApplication-ABC",
+        "PredictFunctionDeploymentGroup": "sentiment-api-prod-PredictFunctionDeploymentGroup-ABC",
+        "Dashboard": "sentiment-api-prod-operations",
     }
     assert statements(resources, role)
     for statement in statements(resources, role):
@@ -148,28 +155,45 @@ def pass_role_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[
                 yield logical_id, statement
 
 
-def test_pass_role_only_for_the_sagemaker_role_and_the_deployment_role(resources: dict[str, Any]) -> None:
+def test_pass_role_only_for_the_sagemaker_role_and_the_release_role(resources: dict[str, Any]) -> None:
+    """The state machines pass the SageMaker role to SageMaker; the release function passes ModelReleaseRole
+    to CloudFormation, which passes the two functions' own roles back to Lambda (their configuration update);
+    tests/template/test_template_release_role.py checks the release path in full."""
     found = dict(pass_role_statements(resources))
-    assert set(found) == {"RetrainStateMachineRole", "GovernanceStateMachineRole", "ReleaseModelFunctionRole"}
+    assert set(found) == {
+        "RetrainStateMachineRole",
+        "GovernanceStateMachineRole",
+        "ReleaseModelFunctionRole",
+        "ModelReleaseRole",
+    }
     for role in ("RetrainStateMachineRole", "GovernanceStateMachineRole"):
         statement = found[role]
         assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
         assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     release = found["ReleaseModelFunctionRole"]
-    assert release["Resource"] == {"Ref": "RetrainingCloudFormationRoleArn"}
+    assert release["Resource"] == {"Fn::GetAtt": ["ModelReleaseRole", "Arn"]}
     assert release["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+    functions = found["ModelReleaseRole"]
+    assert functions["Resource"] == [
+        {"Fn::GetAtt": ["PredictFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["ExplainFunctionRole", "Arn"]},
+    ]
+    assert functions["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
 
 
-def test_release_pass_role_exists_only_with_a_deployment_role(sam_template: dict[str, Any]) -> None:
+def test_release_pass_role_exists_only_for_automatic_releases(sam_template: dict[str, Any]) -> None:
     policy = sam_template["Resources"]["ReleaseModelFunction"]["Properties"]["Policies"][0]
-    conditional = [s for s in policy["Statement"] if "Fn::If" in s]
-    (statement,) = conditional
-    condition, when_true, when_false = statement["Fn::If"]
-    assert condition == "AutomaticRelease" and when_true["Action"] == "iam:PassRole"
-    assert when_false == {"Ref": "AWS::NoValue"}
-    assert sam_template["Conditions"]["AutomaticRelease"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "RetrainingCloudFormationRoleArn"}, ""]}]
+    conditional = [s["Fn::If"] for s in policy["Statement"] if "Fn::If" in s]
+    assert {condition for condition, _, _ in conditional} == {"AutomaticRelease"}
+    assert all(when_false == {"Ref": "AWS::NoValue"} for _, _, when_false in conditional)
+    assert {when_true["Sid"] for _, when_true, _ in conditional} == {
+        "UpdateThisStackAsTheReleaseRoleOnly",
+        "ApplyTheReleaseStackPolicy",
+        "ExpandTheSamTransform",
+        "PassTheReleaseRoleToCloudFormationOnly",
     }
+    assert sam_template["Resources"]["ModelReleaseRole"]["Condition"] == "AutomaticRelease"
+    assert sam_template["Conditions"]["AutomaticRelease"] == {"Fn::Equals": [{"Ref": "ModelRelease"}, "automatic"]}
 
 
 def test_sagemaker_execution_role_is_scoped_to_the_pipeline_data(resources: dict[str, Any]) -> None:
@@ -192,7 +216,11 @@ def test_sagemaker_execution_role_is_scoped_to_the_pipeline_data(resources: dict
     ]
     assert sids["WriteAutopilotOutput"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/automl/*"}
     assert sids["ReadWriteGovernanceReports"]["Resource"] == {"Fn::Sub": "${ReportsBucket.Arn}/governance/*"}
-    assert sids["InvokeLiveEndpoint"]["Resource"]["Fn::Sub"].endswith(":endpoint/${SageMakerEndpointName}")
+    # by tag, not by name: a model release changes no IAM policy (test_template_release_role.py)
+    assert sids["InvokeLiveEndpoint"]["Resource"]["Fn::Sub"].endswith(":endpoint/*")
+    assert sids["InvokeLiveEndpoint"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/sentiment-api:stack": {"Ref": "AWS::StackName"}}
+    }
 
 
 def test_state_machine_roles(resources: dict[str, Any]) -> None:
@@ -202,14 +230,20 @@ def test_state_machine_roles(resources: dict[str, Any]) -> None:
         "AutopilotJob",
         "ModelEndpointConfigEndpoint",
         "PassTheSageMakerRoleToSageMakerOnly",
-        "FollowTheRelease",
+        "OneExecutionAtATime",
         "RecordLineage",
         "Notify",
         "EncryptNotifications",
     }
     assert retrain["AutopilotJob"]["Resource"]["Fn::Sub"].endswith(":automl-job/sentiment-${Stage}*")
     assert retrain["RecordLineage"]["Resource"] == {"Fn::Sub": "${ReportsBucket.Arn}/lineage/*"}
-    assert retrain["FollowTheRelease"]["Action"] == "cloudformation:DescribeStacks"
+    # one execution at a time: it lists its own executions (and no longer reads the stack itself)
+    assert retrain["OneExecutionAtATime"]["Action"] == "states:ListExecutions"
+    assert retrain["OneExecutionAtATime"]["Resource"]["Fn::Sub"].endswith(":stateMachine:${AWS::StackName}-retrain")
+    assert resources["RetrainStateMachine"]["Properties"]["StateMachineName"] == {
+        "Fn::Sub": "${AWS::StackName}-retrain"
+    }
+    assert not any("cloudformation:" in str(s["Action"]) for s in retrain.values())
     governance = by_sid(resources, "GovernanceStateMachineRole")
     assert governance["GovernanceProcessingJobs"]["Resource"]["Fn::Sub"].endswith(
         ":processing-job/sentiment-${Stage}-gov*"
@@ -221,7 +255,9 @@ def test_state_machine_roles(resources: dict[str, Any]) -> None:
 
 def test_release_function_may_update_this_stack_only(resources: dict[str, Any]) -> None:
     sids = by_sid(resources, "ReleaseModelFunctionRole")
-    assert sids["UpdateThisStackOnly"]["Resource"]["Fn::Sub"].endswith(":stack/${AWS::StackName}/*")
+    assert sids["ReadThisStack"]["Resource"]["Fn::Sub"].endswith(":stack/${AWS::StackName}/*")
+    assert sids["UpdateThisStackAsTheReleaseRoleOnly"]["Resource"]["Fn::Sub"].endswith(":stack/${AWS::StackName}/*")
+    assert sids["ApplyTheReleaseStackPolicy"]["Resource"]["Fn::Sub"].endswith(":stack/${AWS::StackName}/*")
     assert sids["ExpandTheSamTransform"]["Resource"]["Fn::Sub"].endswith(":aws:transform/Serverless-2016-10-31")
 
 
@@ -262,10 +298,31 @@ def bucket_policy(resources: dict[str, Any], bucket: str) -> list[dict[str, Any]
 
 @pytest.mark.parametrize("bucket", BUCKETS)
 def test_buckets_deny_plain_http(resources: dict[str, Any], bucket: str) -> None:
-    (deny,) = [s for s in bucket_policy(resources, bucket) if s["Effect"] == "Deny"]
+    (deny,) = [s for s in bucket_policy(resources, bucket) if s.get("Sid") == "TlsOnly"]
+    assert deny["Effect"] == "Deny"
     assert deny["Principal"] == "*" and deny["Action"] == "s3:*"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert deny["Resource"] == [{"Fn::GetAtt": [bucket, "Arn"]}, {"Fn::Sub": f"${{{bucket}.Arn}}/*"}]
+
+
+def test_only_the_validate_function_writes_the_runs_training_copies(resources: dict[str, Any]) -> None:
+    """What Autopilot trains on (training/runs/<run>/, written by ValidateDataset) can be written by no one
+    else; the validate function may read object versions and write there, nothing more."""
+    denies = [s for s in bucket_policy(resources, "DataBucket") if s["Effect"] == "Deny"]
+    assert {s["Sid"] for s in denies} == {"TlsOnly", "OnlyValidationWritesRunCopies"}
+    (runs,) = [s for s in denies if s["Sid"] == "OnlyValidationWritesRunCopies"]
+    assert (runs["Principal"], runs["Action"]) == ("*", "s3:PutObject")
+    assert runs["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/training/runs/*"}
+    assert runs["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["ValidateDatasetFunctionRole", "Arn"]}}
+    }
+    sids = by_sid(resources, "ValidateDatasetFunctionRole")
+    assert set(sids) == {"ListTrainingData", "ReadTrainingData", "ReadTheValidatedVersion", "WriteTheRunsCopy"}
+    assert sids["ReadTheValidatedVersion"]["Action"] == "s3:GetObjectVersion"
+    assert sids["WriteTheRunsCopy"]["Action"] == "s3:PutObject"
+    assert sids["WriteTheRunsCopy"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/training/runs/*"}
+    rules = {r["Id"]: r for r in resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-run-copies"]["Prefix"] == "training/runs/"
 
 
 def test_access_log_delivery_is_granted_to_the_logging_service_for_the_two_buckets(resources: dict[str, Any]) -> None:
@@ -320,9 +377,10 @@ def test_explain_function_configuration_and_least_privilege(resources: dict[str,
 )
 def test_new_functions_use_the_layers_and_their_own_log_group(resources: dict[str, Any], function: str) -> None:
     props = resources[function]["Properties"]
-    expected = ["CoreLayer", "ApiLayer"] if function == "ExplainFunction" else ["CoreLayer"]
-    # SAM suffixes the layer version's logical id
-    assert [next(p for p in expected if layer["Ref"].startswith(p)) for layer in props["Layers"]] == expected
+    expected = {"ExplainFunction": ["CoreLayer", "ApiLayer"], "ReleaseModelFunction": []}.get(function, ["CoreLayer"])
+    # SAM suffixes the layer version's logical id; the release function (it may update the stack) has none
+    layers = props.get("Layers", [])
+    assert [next(p for p in expected if layer["Ref"].startswith(p)) for layer in layers] == expected
     assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"]
     group = props["LoggingConfig"]["LogGroup"]["Ref"]
     assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
@@ -332,14 +390,15 @@ def test_new_functions_use_the_layers_and_their_own_log_group(resources: dict[st
 RETRAINING_VARIABLES = {
     "ValidateDatasetFunction": ({"DATA_BUCKET", "TRAINING_PREFIX", "JOB_NAME_PREFIX_SCOPE"}, "dataset"),
     "SmokeTestEndpointFunction": (set(), None),
-    "ReleaseModelFunction": ({"STACK_NAME", "CLOUDFORMATION_ROLE_ARN"}, "release"),
 }
+#: What the release function reads (functions/release_model/model_release/config.py), besides STAGE.
+RELEASE_VARIABLES = {"STACK_NAME", "CLOUDFORMATION_ROLE_ARN", "RELEASE_STACK_POLICY"}
 
 
 @pytest.mark.parametrize("function", sorted(RETRAINING_VARIABLES))
 def test_each_retraining_function_gets_only_its_tasks_variables(sam_template: dict[str, Any], function: str) -> None:
     """One CodeUri and one configuration type, but not one environment: the function that parses untrusted
-    CSV does not hold the deployment role's ARN, and each task's section of the configuration is complete."""
+    CSV holds nothing of the release, and each task's section of the configuration is complete."""
     from retraining.config import RetrainingSettings
 
     from tests.helpers import function_env
@@ -348,9 +407,22 @@ def test_each_retraining_function_gets_only_its_tasks_variables(sam_template: di
     own = (sam_template["Resources"][function]["Properties"].get("Environment") or {}).get("Variables", {})
     assert set(own) == names
     settings = RetrainingSettings.from_env(function_env(function))
-    for other in ("dataset", "release"):
-        if other == section:
-            assert getattr(settings, other) is not None
-        else:
-            with pytest.raises(ConfigurationError):
-                getattr(settings, other)
+    if section == "dataset":
+        assert settings.dataset is not None
+    else:
+        with pytest.raises(ConfigurationError):
+            _ = settings.dataset
+
+
+def test_the_release_function_has_its_own_code_and_settings(sam_template: dict[str, Any]) -> None:
+    """Its own CodeUri (not the retraining functions'), no layer, and the variables its settings read."""
+    props = sam_template["Resources"]["ReleaseModelFunction"]["Properties"]
+    assert (props["CodeUri"], props["Handler"]) == ("functions/release_model/", "app.release_model")
+    assert "Layers" not in props
+    assert "STAGE" in sam_template["Globals"]["Function"]["Environment"]["Variables"]
+    own = set((props.get("Environment") or {}).get("Variables", {}))
+    assert "STACK_NAME" in own and own <= RELEASE_VARIABLES
+    retraining_code = {
+        res["Properties"]["CodeUri"] for lid, res in sam_template["Resources"].items() if lid in RETRAINING_VARIABLES
+    }
+    assert retraining_code == {"functions/retraining/"}

@@ -193,7 +193,11 @@ PROBE_EVENTS = {
         "execution_start_time": "2026-01-05T03:04:05Z",
     },
     "SmokeTestEndpointFunction": {"endpoint_name": "sentiment-test-20260105-030405"},
-    "ReleaseModelFunction": {"endpoint_name": "sentiment-test-20260105-030405", "run_id": "20260105-030405"},
+    "ReleaseModelFunction": {
+        "action": "start",
+        "endpoint_name": "sentiment-test-20260105-030405",
+        "run_id": "20260105-030405",
+    },
 }
 
 

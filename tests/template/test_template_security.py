@@ -117,6 +117,7 @@ NO_DATA_AT_REST = {
     "AWS::Logs::MetricFilter",
     "AWS::CodeDeploy::Application",
     "AWS::CodeDeploy::DeploymentGroup",
+    "AWS::CodeDeploy::DeploymentConfig",
     "AWS::KMS::Key",
     "AWS::KMS::Alias",
     "AWS::SNS::TopicPolicy",

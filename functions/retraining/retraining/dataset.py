@@ -4,8 +4,15 @@ an Autopilot job is paid for, and names the run's resources.
 Checks: the object is under s3://$DATA_BUCKET/$TRAINING_PREFIX (the only place the SageMaker execution role
 may read), at most $MAX_DATASET_BYTES, UTF-8 CSV whose header is exactly ``text,label``, every row has a
 non-empty text and a label in {negative, neutral, positive}, and each of the three labels has at least
-``min_rows_per_class`` rows. Any failure raises (DatasetInvalid / InvalidRequest): the state machine's
-Catch sees the error type, never an error-shaped result.
+``min_rows_per_class`` rows. Any failure raises (DatasetInvalid / InvalidRequest / DatasetChanged): the state
+machine's Catch sees the error type, never an error-shaped result.
+
+What is trained on is exactly what was validated: one object version (its VersionId and ETag, read with
+IfMatch), copied by CopyObject (CopySourceIfMatch, the same version) to the run's own key
+``$TRAINING_PREFIX/runs/<run name>/train.csv``, whose SHA-256 S3 computes during the copy and must equal the
+one computed while validating; then a manifest beside it lists that one object, and Autopilot reads the
+manifest (S3DataType ManifestFile), so neither ``train.csv.bak`` nor a later upload to the same key joins in.
+Only this function may write under runs/ (the data bucket's policy, template.yaml).
 
 Names (one per run, from the execution start time): ``<prefix>-<yyyymmdd>-<hhmmss>`` for the AutoML job
 (<= 32 characters), the model, the endpoint configuration and the endpoint (lower case, so it satisfies
@@ -15,10 +22,12 @@ $JOB_NAME_PREFIX_SCOPE, the names the state machine's IAM policy covers.
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import hashlib
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -32,6 +41,8 @@ from .config import DatasetSettings
 from .observability import logger
 
 COLUMNS = ("text", "label")
+TRAINING_FILE = "train.csv"
+MANIFEST_FILE = "manifest.json"
 PREFIX_PATTERN = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,15}$")
 MAX_TEXT_CHARS = 10_000
 
@@ -42,6 +53,10 @@ class DatasetInvalid(Exception):
 
 class InvalidRequest(Exception):
     """The execution input is malformed (prefix, URI, minimum rows)."""
+
+
+class DatasetChanged(Exception):
+    """The object changed between its validation and its copy for training: start the run again."""
 
 
 def run_names(prefix: str, execution_start_time: str, scope: str = "") -> dict[str, str]:
@@ -142,6 +157,38 @@ def check_rows(lines: Iterable[str], min_rows_per_class: int) -> dict[str, Any]:
     return {"rows": sum(counts.values()), "rows_per_class": {label: counts[label] for label in LABELS}}
 
 
+def copy_for_training(
+    s3: Any, config: DatasetSettings, source: Mapping[str, str], etag: str, sha256: bytes, run_name: str
+) -> dict[str, Any]:
+    """Copies the validated object version to the run's own key, checks that S3 copied the validated
+    bytes (SHA-256) and writes the one-object manifest Autopilot reads. Raises DatasetChanged."""
+    bucket, folder = config.data_bucket, f"{config.runs_prefix}{run_name}/"
+    key = f"{folder}{TRAINING_FILE}"
+    try:
+        copied = s3.copy_object(
+            Bucket=bucket, Key=key, CopySource=dict(source), CopySourceIfMatch=etag, ChecksumAlgorithm="SHA256"
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            raise DatasetChanged(f"s3://{bucket}/{source['Key']} changed while it was validated") from None
+        raise
+    expected = base64.b64encode(sha256).decode("ascii")
+    if copied.get("CopyObjectResult", {}).get("ChecksumSHA256") != expected:
+        raise DatasetChanged(f"the copy s3://{bucket}/{key} is not the validated object (SHA-256 differs)")
+    manifest = [{"prefix": f"s3://{bucket}/{folder}"}, TRAINING_FILE]
+    s3.put_object(
+        Bucket=bucket,
+        Key=f"{folder}{MANIFEST_FILE}",
+        Body=json.dumps(manifest).encode("utf-8"),
+        ContentType="application/json",
+    )
+    return {
+        "uri": f"s3://{bucket}/{key}",
+        "version_id": copied.get("VersionId"),
+        "manifest_uri": f"s3://{bucket}/{folder}{MANIFEST_FILE}",
+    }
+
+
 def validate(event: Mapping[str, Any], config: DatasetSettings, s3: Any) -> dict[str, Any]:
     min_rows = event.get("min_rows_per_class")
     if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
@@ -159,18 +206,31 @@ def validate(event: Mapping[str, Any], config: DatasetSettings, s3: Any) -> dict
         raise
     if head["ContentLength"] > config.max_bytes:
         raise DatasetInvalid(f"{uri} is {head['ContentLength']} bytes; the limit is {config.max_bytes}")
-    body = HashingReader(s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"])
+    version = head.get("VersionId")
+    source = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version and version != "null" else {})}
+    try:
+        response = s3.get_object(**source, IfMatch=head["ETag"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            raise DatasetChanged(f"{uri} changed while it was being read") from None
+        raise
+    body = HashingReader(response["Body"])
     text = io.TextIOWrapper(io.BufferedReader(body, buffer_size=1 << 20), encoding="utf-8-sig", newline="")
     counts = check_rows(text, min_rows)
+    training = copy_for_training(s3, config, source, head["ETag"], body.sha256.digest(), names["model_version"])
     dataset = {
         "uri": uri,
         "bucket": bucket,
         "key": key,
+        "version_id": source.get("VersionId"),
         "etag": head["ETag"].strip('"'),
         "bytes": body.bytes,
         "sha256": body.sha256.hexdigest(),
         "columns": list(COLUMNS),
         **counts,
+        "training": training,
     }
-    logger.info("dataset valid", extra={"uri": uri, "rows": counts["rows"], "run": names["run_id"]})
+    logger.info(
+        "dataset valid", extra={"uri": uri, "rows": counts["rows"], "run": names["run_id"], "copy": training["uri"]}
+    )
     return {"run": names, "dataset": dataset}

@@ -1,4 +1,5 @@
-"""The retraining task functions on their own (moto): every rule raises, none returns an error-shaped result."""
+"""The retraining task functions on their own (moto): every rule raises, none returns an error-shaped result.
+The release function (its own CodeUri) is tests/unit/retraining/test_release.py."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from retraining import dataset as dataset_task
-from retraining import release as release_task
 from retraining import smoke as smoke_task
 from sentiment_core.contract import SMOKE_TEXTS
 
@@ -83,6 +83,81 @@ def test_valid_dataset_counts_hashes_and_names_the_run(validate: ModuleType, s3:
     assert dataset["rows_per_class"] == {"negative": 3, "neutral": 3, "positive": 3} and dataset["rows"] == 9
     assert dataset["bytes"] == len(("\ufeff" + GOOD).encode())
     assert dataset["sha256"] == hashlib.sha256(("\ufeff" + GOOD).encode()).hexdigest()
+    assert dataset["version_id"] is None  # an unversioned bucket
+
+
+# ---- the run's copy: what Autopilot trains on -------------------------------------------------------------
+RUN_FOLDER = "training/runs/sentiment-prod-20260105-030405/"
+
+
+def test_the_validated_object_is_copied_for_the_run_with_a_one_object_manifest(validate: ModuleType, s3: Any) -> None:
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    put(s3, GOOD)
+    version = s3.head_object(Bucket=BUCKET, Key="training/data.csv")["VersionId"]
+    result = validate.validate_dataset(event(), FakeContext())
+    dataset = result["dataset"]
+    assert dataset["version_id"] == version
+    copy = s3.get_object(Bucket=BUCKET, Key=f"{RUN_FOLDER}train.csv")
+    assert copy["Body"].read() == GOOD.encode()
+    assert dataset["training"] == {
+        "uri": f"s3://{BUCKET}/{RUN_FOLDER}train.csv",
+        "version_id": copy["VersionId"],
+        "manifest_uri": f"s3://{BUCKET}/{RUN_FOLDER}manifest.json",
+    }
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{RUN_FOLDER}manifest.json")["Body"].read())
+    assert manifest == [{"prefix": f"s3://{BUCKET}/{RUN_FOLDER}"}, "train.csv"]  # exactly one object
+    # a sibling of the key the run was started with is not part of it (the old S3Prefix pulled it in)
+    put(s3, "text,label\nnot validated,positive\n", key="training/data.csv.bak")
+    assert manifest == json.loads(s3.get_object(Bucket=BUCKET, Key=f"{RUN_FOLDER}manifest.json")["Body"].read())
+
+
+class ReplacesTheSourceBeforeCopying:
+    """An S3 client through which someone uploads another object to the key between validation and copy."""
+
+    def __init__(self, s3: Any, body: str) -> None:
+        self._s3, self._body = s3, body
+        self.copies: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    def copy_object(self, **kwargs: Any) -> Any:
+        put(self._s3, self._body)
+        self.copies.append(kwargs)
+        return self._s3.copy_object(**kwargs)
+
+
+def test_a_replacement_after_validation_is_not_what_is_trained_on(validate: ModuleType, s3: Any) -> None:
+    """Versioned bucket: the copy is of the validated version, by VersionId, whatever the key holds now."""
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    put(s3, GOOD)
+    client = ReplacesTheSourceBeforeCopying(s3, "text,label\nswapped,positive\n")
+    dataset_task.validate(event(), validate.settings.dataset, client)
+    (request,) = client.copies
+    assert request["CopySource"]["VersionId"] and request["CopySourceIfMatch"]
+    assert s3.get_object(Bucket=BUCKET, Key=f"{RUN_FOLDER}train.csv")["Body"].read() == GOOD.encode()
+
+
+def test_a_copy_that_is_not_the_validated_bytes_fails(validate: ModuleType, s3: Any) -> None:
+    """Unversioned bucket and a replacement between validation and copy: S3's checksum of the copy differs
+    from the validated SHA-256 (on AWS CopySourceIfMatch refuses the copy first; both are DatasetChanged)."""
+    put(s3, GOOD)
+    client = ReplacesTheSourceBeforeCopying(s3, GOOD.replace("t 0", "t X"))
+    with pytest.raises(dataset_task.DatasetChanged, match="not the validated object"):
+        dataset_task.validate(event(), validate.settings.dataset, client)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{RUN_FOLDER}manifest.json")
+
+
+def test_a_refused_copy_precondition_is_dataset_changed(validate: ModuleType, s3: Any) -> None:
+    put(s3, GOOD)
+    refused = ClientError({"Error": {"Code": "PreconditionFailed", "Message": "At least one ..."}}, "CopyObject")
+
+    class Refusing(ReplacesTheSourceBeforeCopying):
+        def copy_object(self, **kwargs: Any) -> Any:
+            raise refused
+
+    with pytest.raises(dataset_task.DatasetChanged, match="changed while it was validated"):
+        dataset_task.validate(event(), validate.settings.dataset, Refusing(s3, GOOD))
 
 
 @pytest.mark.parametrize(
@@ -138,95 +213,6 @@ def test_invalid_requests_raise(validate: ModuleType, s3: Any, changes: dict[str
         validate.validate_dataset(event(**changes), FakeContext())
 
 
-# ---- release_model -------------------------------------------------------------------------------------
-TEMPLATE = json.dumps(
-    {
-        "Parameters": {
-            "Stage": {"Type": "String"},
-            "SageMakerEndpointName": {"Type": "String"},
-            "PreviousSageMakerEndpointName": {"Type": "String", "Default": ""},
-        },
-        "Resources": {
-            "P": {
-                "Type": "AWS::SSM::Parameter",
-                "Properties": {"Name": "/unit/endpoint", "Type": "String", "Value": {"Ref": "SageMakerEndpointName"}},
-            }
-        },
-    }
-)
-
-
-@pytest.fixture
-def stack(s3: Any) -> Any:
-    cloudformation = boto3.client("cloudformation")
-    cloudformation.create_stack(
-        StackName="sentiment-api-unit",
-        TemplateBody=TEMPLATE,
-        Parameters=[
-            {"ParameterKey": "Stage", "ParameterValue": "prod"},
-            {"ParameterKey": "SageMakerEndpointName", "ParameterValue": "old-endpoint"},
-        ],
-    )
-    return cloudformation
-
-
-def release_module(monkeypatch: pytest.MonkeyPatch, role_arn: str) -> ModuleType:
-    return load_function(
-        "release_model",
-        {**ENV, "STACK_NAME": "sentiment-api-unit", "CLOUDFORMATION_ROLE_ARN": role_arn, "STAGE": "prod"},
-    )
-
-
-def parameters(cloudformation: Any) -> dict[str, str]:
-    (described,) = cloudformation.describe_stacks(StackName="sentiment-api-unit")["Stacks"]
-    return {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
-
-
-def test_release_updates_only_the_endpoint_parameters(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    release = release_module(monkeypatch, "arn:aws:iam::123456789012:role/cfn-deploy")
-    result = release.release_model({"endpoint_name": "new-endpoint", "run_id": "20260105-030405"}, FakeContext())
-    assert result["mode"] == "stack-update" and result["previous_endpoint"] == "old-endpoint"
-    assert result["client_request_token"] == "release-20260105-030405"
-    assert parameters(stack) == {
-        "Stage": "prod",
-        "SageMakerEndpointName": "new-endpoint",
-        "PreviousSageMakerEndpointName": "old-endpoint",
-    }
-
-
-def test_release_refuses_a_busy_stack_and_a_live_endpoint(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    release = release_module(monkeypatch, "arn:aws:iam::123456789012:role/cfn-deploy")
-    with pytest.raises(release_task.ReleaseRejected, match="already the live endpoint"):
-        release.release_model({"endpoint_name": "old-endpoint", "run_id": "r1"}, FakeContext())
-    client = boto3.client("cloudformation")
-    stubber = Stubber(client)
-    stubber.add_response(
-        "describe_stacks",
-        {
-            "Stacks": [
-                {
-                    "StackName": "sentiment-api-unit",
-                    "StackId": "id",
-                    "CreationTime": "2026-01-01T00:00:00Z",
-                    "StackStatus": "UPDATE_IN_PROGRESS",
-                    "Parameters": [],
-                }
-            ]
-        },
-    )
-    with stubber, pytest.raises(release_task.StackNotReady, match="UPDATE_IN_PROGRESS"):
-        release_task.release({"endpoint_name": "new", "run_id": "r2"}, release.settings.release, client)
-
-
-def test_without_a_role_the_release_is_manual(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    release = release_module(monkeypatch, "")
-    result = release.release_model({"endpoint_name": "new-endpoint", "run_id": "r1"}, FakeContext())
-    assert result["mode"] == "manual"
-    assert "sam deploy --config-env prod" in result["command"]
-    assert "SageMakerEndpointName=new-endpoint PreviousSageMakerEndpointName=old-endpoint" in result["command"]
-    assert parameters(stack)["SageMakerEndpointName"] == "old-endpoint"
-
-
 # ---- smoke_test_endpoint ---------------------------------------------------------------------------------
 class Runtime:
     """A sagemaker-runtime double: answers each probe from a script (label, or an exception to raise)."""
@@ -270,7 +256,6 @@ def test_unreadable_answer_fails_the_smoke_test(smoke: ModuleType) -> None:
 
 
 def test_unavailable_endpoint_is_left_to_the_state_machine_retry(smoke: ModuleType) -> None:
-    from botocore.exceptions import ClientError
     from retraining.smoke import ModelUnavailable
 
     busy = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint")
