@@ -28,7 +28,7 @@ echo "== rollback alarms"
 aws cloudwatch describe-alarms \
   --alarm-names "$(output "$stack" CanaryLatencyAlarmName)" "$(output "$stack" CanaryErrorRateAlarmName)" \
     "$(output "$stack" CanaryFastErrorRateAlarmName)" "$(output "$stack" CanaryClientErrorAlarmName)" \
-    "$(output "$stack" CanaryMissingMetricsAlarmName)" \
+    "$(output "$stack" CanaryUnhandledErrorsAlarmName)" \
   --query 'MetricAlarms[].[AlarmName, StateValue, StateReason]' --output text
 
 echo "== canary verdicts (PostTraffic hook, last hour)"

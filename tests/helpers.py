@@ -35,7 +35,7 @@ TEST_REFS: dict[str, str] = {
     "CanaryErrorRateAlarm": "sentiment-api-test-canary-error-rate",
     "CanaryFastErrorRateAlarm": "sentiment-api-test-canary-fast-error-rate",
     "CanaryClientErrorAlarm": "sentiment-api-test-canary-4xx-increase",
-    "CanaryMissingMetricsAlarm": "sentiment-api-test-canary-missing-metrics",
+    "CanaryUnhandledErrorsAlarm": "sentiment-api-test-canary-unhandled-errors",
     "AlarmTopic": "arn:aws:sns:us-east-1:123456789012:sentiment-api-test-alarms",
 }
 #: The test process's AWS identity: moto's, never a real one; X-Ray off.

@@ -162,6 +162,29 @@ def _metric_names(cfn: dict[str, Any]) -> set[str]:
     )
 
 
+def _state_machine_names() -> set[str]:
+    """The states and error names of the state machines, and the exceptions the functions raise: what an
+    execution's outcome and a notification name."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            names.update(node.get("States", {}))
+            if isinstance(node.get("Error"), str):
+                names.add(node["Error"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for definition in (REPO_ROOT / "statemachines").glob("*.asl.json"):
+        walk(json.loads(definition.read_text()))
+    for source in (REPO_ROOT / "functions").rglob("*.py"):
+        names.update(re.findall(r"^class (\w+)\((?:\w*Exception|\w*Error|\w+)\):", source.read_text(), re.M))
+    return names
+
+
 @pytest.mark.parametrize(("path", "text"), list(_docs()), ids=[p.name for p in DOCS])
 def test_every_camel_case_identifier_is_known(
     path: Path, text: str, cfn: dict[str, Any], sam_template: dict[str, Any]
@@ -172,6 +195,7 @@ def test_every_camel_case_identifier_is_known(
         | set(cfn["Outputs"])
         | set(cfn["Parameters"])
         | _metric_names(cfn)
+        | _state_machine_names()
         | VOCABULARY
     )
     for token in sorted(set(re.findall(r"`([A-Z][a-z0-9]+(?:[A-Z0-9][A-Za-z0-9]*)+)`", text))):

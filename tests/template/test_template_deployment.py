@@ -50,12 +50,12 @@ ROLLBACK_ALARMS = (
     "CanaryErrorRateAlarm",
     "CanaryFastErrorRateAlarm",
     "CanaryClientErrorAlarm",
-    "CanaryMissingMetricsAlarm",
+    "CanaryUnhandledErrorsAlarm",
 )
 ALARM_BUILDERS = dict(
     zip(
         ROLLBACK_ALARMS,
-        ("latency_alarm", "error_rate_alarm", "fast_error_alarm", "client_error_alarm", "missing_metrics_alarm"),
+        ("latency_alarm", "error_rate_alarm", "fast_error_alarm", "client_error_alarm", "unhandled_errors_alarm"),
         strict=True,
     )
 )
@@ -265,7 +265,7 @@ def test_hook_configuration_is_the_spec_rule(resources: dict[str, Any], hook: st
     assert variables["CANARY_ERROR_ALARM"] == {"Ref": "CanaryErrorRateAlarm"}
     assert variables["CANARY_FAST_ERROR_ALARM"] == {"Ref": "CanaryFastErrorRateAlarm"}
     assert variables["CANARY_CLIENT_ERROR_ALARM"] == {"Ref": "CanaryClientErrorAlarm"}
-    assert variables["CANARY_MISSING_METRICS_ALARM"] == {"Ref": "CanaryMissingMetricsAlarm"}
+    assert variables["CANARY_UNHANDLED_ERRORS_ALARM"] == {"Ref": "CanaryUnhandledErrorsAlarm"}
 
 
 def test_hooks_get_the_same_environment(resources: dict[str, Any]) -> None:

@@ -12,8 +12,10 @@ deploy/README.md:
   them are judged; otherwise the missing ones count as TreatMissingData says (only notBreaching is used).
   ALARM when at least DatapointsToAlarm of them breach.
 * Metric math is evaluated at every timestamp where at least one of the alarm's metrics has a datapoint.
-  FILL(x, v) is x there, or v where x has none; any other operation on a missing value, and a division by
-  zero, gives no datapoint. IF(c, a, b) is a where c is non-zero, else b.
+  As the metric math reference says for the arithmetic functions, a missing value counts as 0 there, and a
+  division by zero drops the datapoint; FILL(x, v) is x, or v where x has none. IF(c, a, b) is a where c
+  is non-zero, else b; AND / OR as in the reference. So a ratio of two sources with different lags reads
+  the newer source against 0 in the newest minutes: the alarms avoid such ratios.
 * p95 over several minutes (GetMetricData with a period of the whole window) is the request-weighted
   95th percentile of the minutes' p95 values: the simulator has no per-request latencies.
 """
@@ -139,7 +141,8 @@ def evaluate(expression: str, values: Mapping[str, float | None]) -> float | Non
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
             return float(node.value)
         if isinstance(node, ast.Name):
-            return values[node.id]
+            value = values[node.id]
+            return 0.0 if value is None else value  # a missing value counts as 0 (not inside FILL)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = walk(node.left), walk(node.right)
             return None if left is None or right is None else _BINARY[type(node.op)](left, right)
@@ -147,17 +150,24 @@ def evaluate(expression: str, values: Mapping[str, float | None]) -> float | Non
             left, right = walk(node.left), walk(node.comparators[0])
             return None if left is None or right is None else float(_COMPARE[type(node.ops[0])](left, right))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-            if node.func.id == "FILL" and len(node.args) == 2:
-                value = walk(node.args[0])
+            if node.func.id == "FILL" and len(node.args) == 2 and isinstance(node.args[0], ast.Name):
+                value = values[node.args[0].id]
                 return walk(node.args[1]) if value is None else value
             if node.func.id == "IF" and len(node.args) == 3:
                 condition = walk(node.args[0])
                 if condition is None:
                     return None
                 return walk(node.args[1]) if condition != 0 else walk(node.args[2])
+        if isinstance(node, ast.BoolOp):
+            operands = [walk(value) for value in node.values]
+            if any(v is None for v in operands):
+                return None
+            combine = all if isinstance(node.op, ast.And) else any
+            return float(combine(v != 0 for v in operands))
         raise ValueError(f"metric math not modelled: {ast.unparse(node)!r} in {expression!r}")
 
-    return walk(ast.parse(expression, mode="eval"))
+    python = " ".join(expression.replace(" AND ", " and ").replace(" OR ", " or ").split())
+    return walk(ast.parse(python, mode="eval"))
 
 
 # ---- alarms ----------------------------------------------------------------------------------------------------

@@ -38,7 +38,8 @@ class Scenario:
     bad_minutes: int | None = None
     smoke_sees_healthy: bool = False  # the version misbehaves only under real traffic, not in the smoke test
     expect_promote: bool = False
-    clear_failure: bool = False  # must start rolling back while the new version holds at most 10 %
+    clear_failure: bool = False  # must start rolling back while the new version holds at most the canary share
+    sustained: bool = False  # the spec's sustained rule: within the canary share when the canary is long enough
     note: str = ""
 
     def behaviour(self, minute_of_canary: int | None) -> Behaviour:
@@ -56,9 +57,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("healthy", 1.0, HEALTHY, expect_promote=True, note="same as the stable version"),
     Scenario("crash", 1.0, Behaviour(crashes=True), clear_failure=True, note="every invocation fails"),
     Scenario("errors_10pct", 1.0, Behaviour(error_rate=0.10), clear_failure=True, note="10 % 5xx"),
-    Scenario("errors_2_1pct_sustained", 1.0, Behaviour(error_rate=0.021), note="2.1 % 5xx, all along"),
+    Scenario("errors_2_1pct_sustained", 1.0, Behaviour(error_rate=0.021), sustained=True, note="2.1 % 5xx, all along"),
     Scenario("errors_1_9pct", 1.0, Behaviour(error_rate=0.019), expect_promote=True, note="1.9 % 5xx"),
-    Scenario("p95_plus_31pct_sustained", 1.0, Behaviour(p95_factor=1.31), note="p95 1.31 x stable, all along"),
+    Scenario("p95_plus_31pct_sustained", 1.0, Behaviour(p95_factor=1.31), sustained=True, note="p95 1.31 x, all along"),
     Scenario("p95_plus_29pct", 1.0, Behaviour(p95_factor=1.29), expect_promote=True, note="p95 1.29 x stable"),
     Scenario(
         "no_metrics", 1.0, Behaviour(publishes_metrics=False), clear_failure=True, note="answers, emits no metrics"
@@ -70,6 +71,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         1.0,
         Behaviour(error_rate=0.10, p95_factor=2.5),
         bad_minutes=2,
+        clear_failure=True,
         note="10 % 5xx and p95 2.5 x for the first 2 minutes of the canary, then healthy",
     ),
     Scenario(
@@ -77,8 +79,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         1.0,
         Behaviour(publishes_metrics=False),
         smoke_sees_healthy=True,
-        clear_failure=True,
-        note="passes the smoke test, then publishes no metrics under real traffic",
+        note="passes the smoke test, then publishes no metrics under real traffic (the verdict sees it)",
     ),
     Scenario(
         "crash_after_smoke",
@@ -92,6 +93,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "client_errors_plus_10pct",
         1.0,
         Behaviour(client_error_rate=BASELINE_4XX_RATE + 0.10),
+        clear_failure=True,
         note="4xx rate 10 points above the stable version's",
     ),
 )

@@ -9,9 +9,11 @@ CloudWatch (cloudwatch.py), the Lambda client of the smoke test and the traffic 
 CodeDeploy, as the model has it (AWS CodeDeploy User Guide, "Working with deployment configurations":
 TimeBasedCanary; "Monitoring deployments with CloudWatch alarms"; "AppSpec 'hooks' section" for Lambda):
 * minute 0: BeforeAllowTraffic (the PreTraffic hook) runs; Failed -> rollback, the new version never
-  served. The hook takes well under a minute; the first shift is at minute 1.
-* minute 1: CanaryPercentage of the traffic goes to the new version; after CanaryInterval minutes all of
-  it; then AfterAllowTraffic (the PostTraffic hook) runs; Failed -> rollback.
+  served. It takes seconds, and CodeDeploy shifts CanaryPercentage of the traffic seconds after it
+  succeeds: both in minute 0 (the smoke requests are published under their own version value,
+  sentiment_core.contract.smoke_version, so they do not count as canary traffic either way).
+* after CanaryInterval minutes all of the traffic; then AfterAllowTraffic (the PostTraffic hook) runs;
+  Failed -> rollback.
 * the deployment group's alarms are watched for the whole deployment, hooks included; CodeDeploy sees an
   alarm's ALARM state at most CODEDEPLOY_ALARM_POLL_MIN minutes after the alarm changed (not documented;
   assumed) and then shifts the alias back (rollback begins).
@@ -48,7 +50,7 @@ from canary.release import FAILED, SUCCEEDED, Release, run_hook  # noqa: E402
 from canary.settings import HookSettings  # noqa: E402
 from canary.smoke import LambdaFunctionVersions, pre_traffic_check, smoke_cases  # noqa: E402
 from local_stack.template import resolve  # noqa: E402
-from sentiment_core.contract import CORRELATION_HEADER  # noqa: E402
+from sentiment_core.contract import CORRELATION_HEADER, smoke_version  # noqa: E402
 
 from tools.transform_template import load_template, parameter_values, transform  # noqa: E402
 
@@ -159,7 +161,7 @@ class FakeLambdaClient:
         answer = {"statusCode": status, "headers": {CORRELATION_HEADER: correlation_id}, "body": json.dumps(body)}
         log = ""
         if behaviour.publishes_metrics:
-            self._sim.publish_requests(0, Qualifier, 1.0, status, behaviour)
+            self._sim.publish_requests(0, smoke_version(Qualifier), 1.0, status, behaviour)
             log = json.dumps(_emf_document(self._sim.pre_settings, Qualifier, status)) + "\n"
         return {
             "StatusCode": 200,
@@ -174,14 +176,14 @@ def _case_of(correlation_id: str, cases: Mapping[str, Any]) -> str:
 
 
 def _emf_document(settings: HookSettings, version: str, status: int) -> dict[str, Any]:
-    """The request metrics as sentiment_api.http.record_request publishes them (one EMF document)."""
+    """The request metrics of a smoke request as sentiment_api.http.record_request publishes them."""
     return {
         "_aws": {
             "Timestamp": int(BASE_TIME.timestamp() * 1000),
             "CloudWatchMetrics": [
                 {
                     "Namespace": settings.namespace,
-                    "Dimensions": [["Stage"], ["Stage", "FunctionVersion"]],
+                    "Dimensions": [["Stage", "service"], ["Stage", "FunctionVersion"]],
                     "Metrics": [
                         {"Name": "Requests", "Unit": "Count"},
                         {"Name": "Latency", "Unit": "Milliseconds"},
@@ -192,7 +194,8 @@ def _emf_document(settings: HookSettings, version: str, status: int) -> dict[str
             ],
         },
         "Stage": settings.stage,
-        "FunctionVersion": version,
+        "service": "sentiment-api",
+        "FunctionVersion": smoke_version(version),
         "Requests": 1,
         "Latency": STABLE_P95_MS,
         "4xx": int(400 <= status < 500),
@@ -247,9 +250,9 @@ class Simulation:
 
     # -- traffic ---------------------------------------------------------------------------------------------
     def share(self, minute: int) -> float:
-        if minute < 1 or (self.rollback_at is not None and minute >= self.rollback_at):
+        if minute < 0 or (self.rollback_at is not None and minute >= self.rollback_at):
             return 0.0
-        if minute < 1 + self.config.canary_interval_min:
+        if minute < self.config.canary_interval_min:
             return self.config.canary_percent / 100
         return 1.0
 
@@ -274,7 +277,7 @@ class Simulation:
     def publish_minute(self, minute: int) -> None:
         total = self.requests_per_s * 60
         share = self.share(minute)
-        canary_behaviour = self.scenario.behaviour(minute - 1)
+        canary_behaviour = self.scenario.behaviour(minute)
         for version, requests, behaviour in (
             (STABLE_VERSION, total * (1 - share), HEALTHY),
             (CANARY_VERSION, total * share, canary_behaviour),
@@ -338,7 +341,7 @@ class Simulation:
             if run_hook(event, FakeDeployments(release), pre, self.pre_settings) == FAILED:
                 self.rollback_at = 0.0
                 return self._result(f"PreTraffic hook: {_last_problem(log)}")
-            post_starts = 1 + self.config.canary_interval_min
+            post_starts = self.config.canary_interval_min
             self.advance_to(post_starts)
             if self.rollback_at is not None:
                 return self._result(self.reason)

@@ -4,7 +4,8 @@ The PreTraffic hook arms them with the versions of each release, the PostTraffic
 
 Two kinds: the spec's rule, sustained for 5 minutes (latency_alarm, error_rate_alarm), and what stops a
 clear failure while the new version holds the canary share (fast_error_alarm, client_error_alarm,
-missing_metrics_alarm). Their timing against the canary phase and the metric lag is what
+unhandled_errors_alarm). Every alarm divides series of one source only (request metrics, or AWS/Lambda
+metrics): the sources arrive with different lags. Their timing against the canary phase and the metric lag is what
 `make simulate-release` (tools/release_simulator) shows; deploy/README.md has its table."""
 
 from __future__ import annotations
@@ -163,13 +164,21 @@ def fast_error_alarm(settings: HookSettings, release: Release) -> dict[str, Any]
     )
 
 
-CLIENT_ERROR_EXPRESSION = "canary_4xx / canary_requests - stable_4xx / stable_requests"
+def client_error_expression(rule: CanaryRule) -> str:
+    """The canary's 4xx rate minus the stable version's, in minutes with at least min_4xx canary 4xx and
+    min_requests_per_minute requests of each version (else 0: a single 4xx among a handful of requests, or a
+    version without traffic, is no regression). CloudWatch counts a missing value as 0 in arithmetic."""
+    enough = (
+        f"canary_4xx >= {rule.min_4xx} AND canary_requests >= {rule.min_requests_per_minute} "
+        f"AND stable_requests >= {rule.min_requests_per_minute}"
+    )
+    return f"IF({enough}, canary_4xx / canary_requests - stable_4xx / stable_requests, 0)"
 
 
 def client_error_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
     """A 4xx regression (a new version that rejects valid requests): the canary's 4xx rate exceeds the
-    stable version's by more than max_4xx_increase, fast_minutes + 1 minutes in a row (the smoke test's two
-    4xx cases make one such minute before any traffic shifts)."""
+    stable version's by more than max_4xx_increase, fast_minutes minutes in a row. The smoke test's
+    planned 4xx are published under their own version value (sentiment_core.contract.smoke_version)."""
     rule, ns = settings.rule, settings.namespace
     canary = version_dimensions(settings, release.target_version)
     stable = version_dimensions(settings, release.current_version)
@@ -177,58 +186,53 @@ def client_error_alarm(settings: HookSettings, release: Release) -> dict[str, An
         settings,
         settings.client_error_alarm,
         f"Canary rollback: 4xx rate of version {release.target_version} > the 4xx rate of stable version "
-        f"{release.current_version} + {rule.max_4xx_increase:.0%}, {rule.fast_minutes + 1} minutes in a row. "
+        f"{release.current_version} + {rule.max_4xx_increase:.0%}, {rule.fast_minutes} minutes in a row. "
         f"{_written_for(release)}",
         [
             _query("canary_requests", ns, "Requests", canary, "Sum"),
             _query("canary_4xx", ns, "4xx", canary, "Sum"),
             _query("stable_requests", ns, "Requests", stable, "Sum"),
             _query("stable_4xx", ns, "4xx", stable, "Sum"),
-            _expression("increase", CLIENT_ERROR_EXPRESSION, "canary 4xx rate - stable 4xx rate"),
+            _expression("increase", client_error_expression(rule), "canary 4xx rate - stable 4xx rate"),
         ],
         rule.max_4xx_increase,
-        rule.fast_minutes + 1,
+        rule.fast_minutes,
     )
 
 
-def missing_metrics_expression(rule: CanaryRule) -> str:
-    """The share of the canary's invocations (AWS/Lambda, through the alias) that published no request
-    metric, in minutes with at least min_invocations invocations."""
-    return f"IF(invocations >= {rule.min_invocations}, 1 - FILL(requests, 0) / invocations, 0)"
+def unhandled_errors_expression(rule: CanaryRule) -> str:
+    """Unhandled errors and timeouts / invocations of the canary through the alias, in minutes with at least
+    fast_min_errors of them. Both series are AWS/Lambda metrics of the same minute, published together: a
+    ratio across sources with different lags (request metrics vs platform metrics) would read the newest
+    minutes of one against nothing of the other."""
+    return f"IF(crashes >= {rule.fast_min_errors}, crashes / invocations, 0)"
 
 
-def missing_metrics_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
-    """A new version that serves but publishes no metrics would be invisible to every other alarm: the
-    platform's own invocation count, per executed version, tells. fast_minutes + 1 minutes in a row: the
-    platform metrics may arrive up to fast_minutes minutes before the request metrics of the same minute."""
+def unhandled_errors_alarm(settings: HookSettings, release: Release) -> dict[str, Any]:
+    """What the request metrics cannot show: invocations that crash or time out (no answer, no metrics),
+    from the platform's own counts per executed version; a version that passed the smoke test and crashes
+    under traffic is stopped while it holds the canary share."""
     rule = settings.rule
+    dimensions = lambda_error_dimensions(settings, release.target_version)
     return _alarm(
         settings,
-        settings.missing_metrics_alarm,
-        f"Canary rollback: more than {1 - rule.min_metric_coverage:.0%} of the invocations of version "
-        f"{release.target_version} published no request metrics, {rule.fast_minutes + 1} minutes in a row. "
-        f"{_written_for(release)}",
+        settings.unhandled_errors_alarm,
+        f"Canary rollback (clear failure): unhandled errors and timeouts of version {release.target_version} > "
+        f"{rule.fast_error_rate:.0%} of its invocations with at least {rule.fast_min_errors} a minute, "
+        f"{rule.fast_minutes} minutes in a row. {_written_for(release)}",
         [
-            _query(
-                "invocations",
-                "AWS/Lambda",
-                "Invocations",
-                lambda_error_dimensions(settings, release.target_version),
-                "Sum",
-            ),
-            _query(
-                "requests", settings.namespace, "Requests", version_dimensions(settings, release.target_version), "Sum"
-            ),
-            _expression("missing", missing_metrics_expression(rule), "share of invocations without metrics"),
+            _query("invocations", "AWS/Lambda", "Invocations", dimensions, "Sum"),
+            _query("crashes", "AWS/Lambda", "Errors", dimensions, "Sum"),
+            _expression("rate", unhandled_errors_expression(rule), "canary unhandled-error rate"),
         ],
-        1 - rule.min_metric_coverage,
-        rule.fast_minutes + 1,
+        rule.fast_error_rate,
+        rule.fast_minutes,
     )
 
 
 def armed_alarms(settings: HookSettings, release: Release) -> list[dict[str, Any]]:
     """Every rollback alarm, armed with the versions of one release (settings.alarm_names, in order)."""
-    builders = (latency_alarm, error_rate_alarm, fast_error_alarm, client_error_alarm, missing_metrics_alarm)
+    builders = (latency_alarm, error_rate_alarm, fast_error_alarm, client_error_alarm, unhandled_errors_alarm)
     return [build(settings, release) for build in builders]
 
 

@@ -3,8 +3,9 @@
 The rule (spec section 6): roll back when the new version's p95 latency exceeds the stable version's by
 more than 30 %, or its error rate exceeds 2 %, sustained for 5 minutes. Beside it, what stops a clear
 failure while the new version holds only the canary share (deploy/README.md, "What a release looks like"):
-an error rate over 5 % with at least 2 errors in 2 minutes in a row, a 4xx rate 5 points above the stable
-version's, and invocations that publish no request metrics. Its defaults are DEFAULT_RULE; template.yaml sets
+a 5xx rate over 5 % with at least 2 errors in 2 minutes in a row, the same for unhandled errors and timeouts
+(AWS/Lambda), a 4xx rate 5 points above the stable version's, and (in the verdict) invocations that publish
+no request metrics. Its defaults are DEFAULT_RULE; template.yaml sets
 each one explicitly. `make simulate-release` shows what these numbers do over time."""
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ class CanaryRule:
     fast_error_rate: float = 0.05  # a clear failure: above this ...
     fast_min_errors: int = 2  # ... with at least this many errors in a minute ...
     fast_minutes: int = 2  # ... this many minutes in a row
-    max_4xx_increase: float = 0.05  # canary 4xx rate - stable 4xx rate (absolute), sustained fast_minutes + 1
+    max_4xx_increase: float = 0.05  # canary 4xx rate - stable 4xx rate (absolute), fast_minutes in a row
+    min_4xx: int = 3  # canary 4xx in a minute (alarm) or the window (verdict) before the increase counts
+    min_requests_per_minute: int = 20  # of each version, before a minute's 4xx rates are compared
     min_metric_coverage: float = 0.5  # requests published / invocations of the canary through the alias
-    min_invocations: int = 5  # per minute, before the coverage is judged at all
 
 
 DEFAULT_RULE = CanaryRule(
@@ -50,7 +52,7 @@ class HookSettings:
     error_alarm: str
     fast_error_alarm: str
     client_error_alarm: str
-    missing_metrics_alarm: str
+    unhandled_errors_alarm: str
     alarm_topic_arn: str
     rule: CanaryRule
     metric_lag_s: int
@@ -64,7 +66,7 @@ class HookSettings:
             self.error_alarm,
             self.fast_error_alarm,
             self.client_error_alarm,
-            self.missing_metrics_alarm,
+            self.unhandled_errors_alarm,
         )
 
     @classmethod
@@ -82,7 +84,7 @@ class HookSettings:
                 "CANARY_ERROR_ALARM",
                 "CANARY_FAST_ERROR_ALARM",
                 "CANARY_CLIENT_ERROR_ALARM",
-                "CANARY_MISSING_METRICS_ALARM",
+                "CANARY_UNHANDLED_ERRORS_ALARM",
                 "ALARM_TOPIC_ARN",
             ),
         )
@@ -100,6 +102,10 @@ class HookSettings:
             fast_min_errors=env_int(env, "CANARY_FAST_MIN_ERRORS", d.fast_min_errors, 1, 1_000_000),
             fast_minutes=env_int(env, "CANARY_FAST_MINUTES", d.fast_minutes, 1, 10),
             max_4xx_increase=env_float(env, "CANARY_MAX_4XX_INCREASE", d.max_4xx_increase, 0.0, 1.0),
+            min_4xx=env_int(env, "CANARY_MIN_4XX", d.min_4xx, 1, 1_000_000),
+            min_requests_per_minute=env_int(
+                env, "CANARY_MIN_REQUESTS_PER_MINUTE", d.min_requests_per_minute, 1, 1_000_000
+            ),
         )
         return cls(
             function_name=env_str(env, "PREDICT_FUNCTION_NAME"),
@@ -110,7 +116,7 @@ class HookSettings:
             error_alarm=env_str(env, "CANARY_ERROR_ALARM"),
             fast_error_alarm=env_str(env, "CANARY_FAST_ERROR_ALARM"),
             client_error_alarm=env_str(env, "CANARY_CLIENT_ERROR_ALARM"),
-            missing_metrics_alarm=env_str(env, "CANARY_MISSING_METRICS_ALARM"),
+            unhandled_errors_alarm=env_str(env, "CANARY_UNHANDLED_ERRORS_ALARM"),
             alarm_topic_arn=env_str(env, "ALARM_TOPIC_ARN"),
             rule=rule,
             metric_lag_s=env_int(env, "CANARY_METRIC_LAG_S", DEFAULT_METRIC_LAG_S, 0, 600),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sentiment_core.contract import CORRELATION_HEADER, MAX_BODY_BYTES, SMOKE_TEXTS
+from sentiment_core.contract import CORRELATION_HEADER, MAX_BODY_BYTES, SMOKE_API_ID, SMOKE_TEXTS, smoke_version
 
 from .alarms import armed_alarms
 from .observability import count_verdict, logger
@@ -62,7 +62,7 @@ def smoke_event(case: SmokeCase, deployment_id: str, now: datetime) -> dict[str,
         },
         "requestContext": {
             "accountId": "anonymous",
-            "apiId": "codedeploy-hook",
+            "apiId": SMOKE_API_ID,  # marks the request as a smoke test in its metrics
             "authorizer": {"jwt": {"claims": {"sub": SMOKE_SUBJECT}, "scopes": []}},
             "domainName": "codedeploy-hook.invalid",
             "domainPrefix": "codedeploy-hook",
@@ -120,19 +120,23 @@ def _json_documents(log: str) -> Iterator[dict[str, Any]]:
             yield document
 
 
-def publishes_request_metric(log: str, version: str) -> bool:
-    """Whether the log holds an EMF document with the Requests metric for this version (the dimension set
-    the canary alarms read: sentiment_api.observability.add_version_dimension_set)."""
+def publishes_request_metric(log: str, settings: HookSettings, version: str) -> bool:
+    """Whether the log holds an EMF document with the Requests metric of this smoke request in exactly the
+    namespace, stage and dimension set the canary alarms read (sentiment_api.observability
+    add_version_dimension_set; a smoke request's FunctionVersion is smoke_version(version)). It shows that the
+    version prints its metrics, not that CloudWatch ingests them (the alarms and the verdict see that)."""
     for document in _json_documents(log):
         metadata = document.get("_aws")
-        if not isinstance(metadata, dict) or document.get("FunctionVersion") != version:
+        if not isinstance(metadata, dict) or document.get("FunctionVersion") != smoke_version(version):
+            continue
+        if document.get("Stage") != settings.stage:
             continue
         for directive in metadata.get("CloudWatchMetrics") or []:
-            if not isinstance(directive, dict):
+            if not isinstance(directive, dict) or directive.get("Namespace") != settings.namespace:
                 continue
             names = {m.get("Name") for m in directive.get("Metrics") or [] if isinstance(m, dict)}
-            versioned = any(isinstance(d, list) and "FunctionVersion" in d for d in directive.get("Dimensions") or [])
-            if "Requests" in names and versioned:
+            dimension_sets = [d for d in directive.get("Dimensions") or [] if isinstance(d, list)]
+            if "Requests" in names and any(sorted(d) == ["FunctionVersion", "Stage"] for d in dimension_sets):
                 return True
     return False
 
@@ -175,7 +179,7 @@ class LambdaFunctionVersions:
         return Invocation(json.loads(payload), log_tail)
 
 
-def run_smoke_tests(release: Release, versions: FunctionVersions, now: datetime) -> list[str]:
+def run_smoke_tests(release: Release, settings: HookSettings, versions: FunctionVersions, now: datetime) -> list[str]:
     """Invokes the new version once per smoke case; the problems found (empty: all passed)."""
     problems: list[str] = []
     for case in smoke_cases():
@@ -186,7 +190,7 @@ def run_smoke_tests(release: Release, versions: FunctionVersions, now: datetime)
             problems.append(f"{case.name}: {exc}")
             continue
         problems.extend(check_answer(case, event["headers"][CORRELATION_HEADER], invocation.answer))
-        if not publishes_request_metric(invocation.log_tail, release.target_version):
+        if not publishes_request_metric(invocation.log_tail, settings, release.target_version):
             problems.append(f"{case.name}: no Requests metric for version {release.target_version} in its log")
     return problems
 
@@ -207,7 +211,7 @@ def pre_traffic_check(
             extra={"alias_version": stable, "appspec_version": release.current_version},
         )
         release = Release(release.deployment_id, release.function_name, release.alias, stable, release.target_version)
-    problems = run_smoke_tests(release, versions, now)
+    problems = run_smoke_tests(release, settings, versions, now)
     if problems:
         logger.error("smoke tests failed", extra={"problems": problems})
         count_verdict(ROLLBACK)

@@ -72,7 +72,7 @@ def _client_errors(stats: WindowStats, rule: CanaryRule) -> Verdict | None:
     """A 4xx regression: the canary rejects requests the stable version accepts."""
     canary_rate = stats.canary_4xx / stats.canary_requests
     stable_rate = stats.stable_4xx / stats.stable_requests
-    if canary_rate - stable_rate > rule.max_4xx_increase:
+    if stats.canary_4xx >= rule.min_4xx and canary_rate - stable_rate > rule.max_4xx_increase:
         return Verdict(
             ROLLBACK,
             f"canary 4xx rate {canary_rate:.2%} > stable 4xx rate {stable_rate:.2%} + {rule.max_4xx_increase:.0%}",

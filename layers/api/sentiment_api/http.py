@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from sentiment_core.contract import SMOKE_API_ID
 
 from .correlation import HEADER as CORRELATION_HEADER
 from .correlation import correlation_id_from_event
@@ -121,19 +122,20 @@ def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, bud
     response = app.resolve(event, context)
     response["headers"] = {**extra_headers, **(response.get("headers") or {})}
     status, latency_ms = int(response.get("statusCode", 500)), (time.perf_counter() - started) * 1000
-    record_request(status, latency_ms)
+    record_request(status, latency_ms, smoke=(event.get("requestContext") or {}).get("apiId") == SMOKE_API_ID)
     logger.info("request handled", extra={"status": status, "latency_ms": round(latency_ms, 2)})
     return response
 
 
-def record_request(status: int, latency_ms: float) -> None:
+def record_request(status: int, latency_ms: float, smoke: bool = False) -> None:
     """Request count, latency and 4xx/5xx as 0/1 samples, so Average is the error ratio. Published per
-    Stage and, for the canary comparison, per Stage + FunctionVersion (same EMF blob)."""
+    Stage and, for the canary comparison, per Stage + FunctionVersion (same EMF blob; a smoke request of
+    the PreTraffic hook under its own FunctionVersion value)."""
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
     metrics.add_metric(name="4xx", unit=MetricUnit.Count, value=1 if 400 <= status < 500 else 0)
     metrics.add_metric(name="5xx", unit=MetricUnit.Count, value=1 if status >= 500 else 0)
-    add_version_dimension_set()
+    add_version_dimension_set(smoke)
 
 
 def require_caller(app: APIGatewayHttpResolver) -> str:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from sentiment_core.contract import smoke_version
 
 logger = Logger(log_uncaught_exceptions=False)
 metrics = Metrics()
@@ -39,13 +40,15 @@ def function_version() -> str | None:
     return os.environ.get(FUNCTION_VERSION_ENV) or None
 
 
-def add_version_dimension_set() -> None:
+def add_version_dimension_set(smoke: bool = False) -> None:
     """Also publishes the current EMF blob's metrics per function version (a second dimension set
     Stage + FunctionVersion in the same blob: no extra log line). The canary rules compare the new
-    version with the stable one on these (functions/canary_hooks); outside Lambda nothing is added."""
+    version with the stable one on these (functions/canary_hooks); a smoke request of the PreTraffic hook
+    is published as version "<n>-smoke" (sentiment_core.contract.smoke_version); outside Lambda nothing is
+    added."""
     version = function_version()
     if version is not None:
-        metrics.add_dimensions(FunctionVersion=version)
+        metrics.add_dimensions(FunctionVersion=smoke_version(version) if smoke else version)
 
 
 def count(name: str, dimension: str, value: str, **more_dimensions: str) -> None:

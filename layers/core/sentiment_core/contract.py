@@ -24,6 +24,18 @@ SMOKE_TEXTS: dict[str, str] = {
     "negative": "Awful experience, the worst service I have ever had.",
 }
 
+#: The apiId of the PreTraffic hook's synthetic API Gateway events. API Gateway puts its own id there, so no
+#: request through the API can carry it: it tells the hook's smoke requests apart from traffic.
+SMOKE_API_ID = "codedeploy-hook"
+
+
+def smoke_version(version: str) -> str:
+    """The FunctionVersion dimension value of a smoke request's metrics: the hook sees that the version
+    publishes its per-version metrics, and the canary alarms and verdict (which read `version`) never
+    count the five synthetic requests (a cold start and two planned 4xx) as traffic."""
+    return f"{version}-smoke"
+
+
 #: The schema id of a governance report (analysis.json), written by governance/ and read by GET /explain.
 REPORT_SCHEMA = "sentiment-api/governance-report/v1"
 

@@ -22,6 +22,7 @@ from botocore.awsrequest import AWSResponse
 from canary.observability import logger
 from canary.settings import HookSettings
 from moto import mock_aws
+from sentiment_core.contract import smoke_version
 
 from tests.helpers import AWS_TEST_ENV, function_env
 
@@ -39,7 +40,7 @@ HOOK_REFS = {
     "CanaryErrorRateAlarm": "sentiment-api-prod-canary-error-rate",
     "CanaryFastErrorRateAlarm": "sentiment-api-prod-canary-fast-error-rate",
     "CanaryClientErrorAlarm": "sentiment-api-prod-canary-4xx-increase",
-    "CanaryMissingMetricsAlarm": "sentiment-api-prod-canary-missing-metrics",
+    "CanaryUnhandledErrorsAlarm": "sentiment-api-prod-canary-unhandled-errors",
     "AlarmTopic": TOPIC_ARN,
 }
 # What template.yaml gives the hooks (both get the same environment), resolved with HOOK_REFS.
@@ -192,21 +193,22 @@ def predict_versions(aws: None) -> Any:
 
 
 def emf_request_document(version: str, stage: str = "prod") -> dict[str, Any]:
-    """The request metrics of one invocation as powertools writes them for sentiment_api.http.record_request
-    (the test of the real predict function checks the real output against the same reader)."""
+    """The request metrics of one smoke invocation as powertools writes them for sentiment_api.http.
+    record_request (the test of the real predict function checks the real output against the same reader)."""
     return {
         "_aws": {
             "Timestamp": 1764655200000,
             "CloudWatchMetrics": [
                 {
                     "Namespace": "SentimentApi",
-                    "Dimensions": [["Stage"], ["Stage", "FunctionVersion"]],
+                    "Dimensions": [["Stage", "service"], ["Stage", "FunctionVersion"]],
                     "Metrics": [{"Name": "Requests", "Unit": "Count"}, {"Name": "Latency", "Unit": "Milliseconds"}],
                 }
             ],
         },
         "Stage": stage,
-        "FunctionVersion": version,
+        "service": "sentiment-api",
+        "FunctionVersion": smoke_version(version),
         "Requests": [1.0],
         "Latency": [42.0],
     }

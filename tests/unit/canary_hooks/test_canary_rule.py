@@ -197,7 +197,7 @@ def test_settings_carry_the_spec_rule(settings: Any) -> None:
         ("CANARY_WINDOW_MINUTES", "0"),
         ("CANARY_FAST_MINUTES", "0"),
         ("CANARY_MAX_4XX_INCREASE", "5"),
-        ("CANARY_MISSING_METRICS_ALARM", ""),
+        ("CANARY_UNHANDLED_ERRORS_ALARM", ""),
         ("PREDICT_FUNCTION_NAME", ""),
     ],
 )

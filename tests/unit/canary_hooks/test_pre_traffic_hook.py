@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +22,7 @@ from botocore.stub import Stubber
 from canary import release as canary_release
 from canary import smoke as canary_smoke
 from prediction.endpoint import SageMakerEndpoint
+from sentiment_api.observability import logger as api_logger
 from sentiment_core import contract
 
 from tests.helpers import FUNCTION_ENV, FakeContext, create_rate_limit_table, load_function
@@ -109,8 +111,13 @@ def test_healthy_release_passes_and_arms_the_version_aware_alarms(
     client_errors = alarms[HOOK_ENV["CANARY_CLIENT_ERROR_ALARM"]]
     assert dimensions(client_errors, "canary_4xx")["FunctionVersion"] == "2"
     assert dimensions(client_errors, "stable_4xx")["FunctionVersion"] == "1"
-    missing = alarms[HOOK_ENV["CANARY_MISSING_METRICS_ALARM"]]
-    assert dimensions(missing, "invocations")["ExecutedVersion"] == "2"
+    crashes = alarms[HOOK_ENV["CANARY_UNHANDLED_ERRORS_ALARM"]]
+    assert dimensions(crashes, "invocations")["ExecutedVersion"] == "2"
+    assert dimensions(crashes, "crashes") == dimensions(crashes, "invocations")  # one source: one lag
+    for alarm in alarms.values():  # no alarm mixes request metrics with AWS/Lambda ones in a ratio...
+        namespaces = {m["MetricStat"]["Metric"]["Namespace"] for m in alarm["Metrics"] if "MetricStat" in m}
+        # ...except the spec's error rate, whose unhandled errors are added (not divided) to the 5xx
+        assert len(namespaces) == 1 or alarm["AlarmName"] == HOOK_ENV["CANARY_ERROR_ALARM"], alarm["AlarmName"]
     assert set(alarms) == {HOOK_ENV[v] for v in HOOK_ENV if v.startswith("CANARY_") and v.endswith("_ALARM")}
     for alarm in alarms.values():
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -134,22 +141,62 @@ def test_a_version_that_publishes_no_metrics_fails_before_any_traffic(
     assert all("no Requests metric for version 2" in problem for problem in failure["problems"])
 
 
+def _with(document: dict[str, Any], **changes: Any) -> str:
+    return json.dumps({**document, **changes})
+
+
+SMOKE_DOCUMENT = emf_request_document("2")
+DIRECTIVE = SMOKE_DOCUMENT["_aws"]["CloudWatchMetrics"][0]
+
+
 @pytest.mark.parametrize(
     ("log", "published"),
     [
-        (json.dumps(emf_request_document("2")), True),
+        (json.dumps(SMOKE_DOCUMENT), True),
         (json.dumps(emf_request_document("3")), False),  # another version's metrics
-        (json.dumps({"message": json.dumps(emf_request_document("2"))}), True),  # wrapped by the JSON log format
-        (json.dumps(emf_request_document("2"))[1500:], False),  # cut by the 4 KB tail
+        (_with(SMOKE_DOCUMENT, FunctionVersion="2"), False),  # not marked as a smoke request: would count
+        (_with(SMOKE_DOCUMENT, Stage="dev"), False),  # another stage's dimension value
+        (json.dumps({"message": json.dumps(SMOKE_DOCUMENT)}), True),  # wrapped by the JSON log format
+        (json.dumps(SMOKE_DOCUMENT)[1500:], False),  # cut by the 4 KB tail
         ("START RequestId: x Version: 2\nnot json\n", False),
-        (
-            json.dumps({**emf_request_document("2"), "_aws": {"CloudWatchMetrics": [{"Dimensions": [["Stage"]]}]}}),
+        (_with(SMOKE_DOCUMENT, _aws={"CloudWatchMetrics": [{**DIRECTIVE, "Dimensions": [["Stage"]]}]}), False),
+        (  # an extra dimension in the set: the alarms, which read exactly Stage + FunctionVersion, see nothing
+            _with(
+                SMOKE_DOCUMENT,
+                _aws={"CloudWatchMetrics": [{**DIRECTIVE, "Dimensions": [["Stage", "FunctionVersion", "Tenant"]]}]},
+            ),
             False,
         ),
+        (_with(SMOKE_DOCUMENT, _aws={"CloudWatchMetrics": [{**DIRECTIVE, "Namespace": "Other"}]}), False),
     ],
 )
-def test_publishes_request_metric_reads_the_log_tail(log: str, published: bool) -> None:
-    assert canary_smoke.publishes_request_metric(log, "2") is published
+def test_publishes_request_metric_reads_the_log_tail(log: str, published: bool, settings: Any) -> None:
+    assert canary_smoke.publishes_request_metric(log, settings, "2") is published
+
+
+def test_the_real_log_tail_of_a_smoke_request_passes_when_cut_at_4_kb(
+    pre: ModuleType, codedeploy: Any, real_predict: ModuleType, settings: Any
+) -> None:
+    """The predict handler's real output for a smoke request (its log lines and EMF documents, as they
+    leave the function) plus Lambda's JSON platform records, cut to the last 4 KB as LogType=Tail does."""
+    queue_model_labels("positive")
+    (case,) = [c for c in smoke_cases() if c.name == "label-positive"]
+    event = canary_smoke.smoke_event(case, "d-1", datetime.now(UTC))
+    out = io.StringIO()
+    previous = api_logger.registered_handler.setStream(out)  # the function's log lines, in order with its EMF
+    try:
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+            patch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "2")
+            real_predict.lambda_handler(event, FakeContext())
+    finally:
+        api_logger.registered_handler.setStream(previous)
+    # Lambda's own records after the function's output: END and REPORT are ~0.5 KB; allow 2 KB
+    report = {"time": "2026-12-02T06:00:00.000Z", "type": "platform.report", "record": {"requestId": "x" * 36}}
+    platform = "".join(json.dumps(report) + "\n" for _ in range(16))
+    assert 1900 < len(platform) < 2200
+    tail = (out.getvalue() + platform).encode()[-4096:].decode("utf-8", "replace")
+    assert '"level":"INFO"' in out.getvalue()  # the log lines are in it, not only the EMF
+    assert canary_smoke.publishes_request_metric(tail, settings, "2")
 
 
 @pytest.mark.parametrize(
@@ -260,7 +307,7 @@ class InProcessVersions:
 @pytest.fixture
 def real_predict(aws: None) -> Iterator[ModuleType]:
     create_rate_limit_table(boto3.client("dynamodb", region_name=REGION), FUNCTION_ENV["RATE_LIMIT_TABLE_NAME"])
-    predict = load_function("predict")
+    predict = load_function("predict", env={"STAGE": HOOK_ENV["STAGE"]})  # one stack: the hooks' stage
     predict.endpoint = SageMakerEndpoint(boto3.client("sagemaker-runtime", region_name=REGION), "sentiment-test")
     yield predict
 
