@@ -39,15 +39,30 @@ echo "==> build"
 # retraining release runs as ModelReleaseRole, which may change only what a model release changes, so after
 # one a deploy without a role of its own would run as that role and roll back. DEPLOY_ROLE_ARN: the
 # deployment role (deploy/README.md, "Releases from the retraining state machine").
-role_args=()
+role_args=(--no-fail-on-empty-changeset)  # never empty: "${role_args[@]}" under set -u on bash < 4.4
 if [[ -n "${DEPLOY_ROLE_ARN:-}" ]]; then
-  role_args=(--role-arn "$DEPLOY_ROLE_ARN")
+  role_args+=(--role-arn "$DEPLOY_ROLE_ARN")
 elif stack_role=$(aws cloudformation describe-stacks --stack-name "$stack" --query 'Stacks[0].RoleARN' \
   --output text 2>/dev/null) && [[ -n "$stack_role" && "$stack_role" != "None" ]]; then
   if [[ "$stack_role" == "$(output "$stack" ModelReleaseRoleArn)" ]]; then
     die "the last update of $stack ran as the model release role ($stack_role), which CloudFormation would reuse;" \
       "set DEPLOY_ROLE_ARN to the stack's deployment role"
   fi
+fi
+# The functions may invoke only endpoints tagged sentiment-api:stack=<stack> (docs/security.md). The policy is
+# the role's, shared by every version: if the endpoint the stable version calls lacked the tag, the update of
+# the role would cut it off before any canary. Every endpoint the retraining creates is tagged; one given by
+# hand must be tagged first. (A new endpoint given on the command line is checked by the PreTraffic hook.)
+if live_endpoints=$(aws cloudformation describe-stacks --stack-name "$stack" --query \
+  "Stacks[0].Parameters[?ParameterKey=='SageMakerEndpointName' || ParameterKey=='PreviousSageMakerEndpointName'].ParameterValue" \
+  --output text 2>/dev/null); then
+  account=$(aws sts get-caller-identity --query Account --output text)
+  for endpoint in $live_endpoints; do
+    arn="arn:aws:sagemaker:$AWS_REGION:$account:endpoint/$endpoint"
+    tag=$(aws sagemaker list-tags --resource-arn "$arn" --query "Tags[?Key=='sentiment-api:stack'].Value" --output text)
+    [[ "$tag" == "$stack" ]] || die "endpoint $endpoint (in use by $stack) lacks the tag sentiment-api:stack=$stack;" \
+      "add it first: aws sagemaker add-tags --resource-arn $arn --tags Key=sentiment-api:stack,Value=$stack"
+  done
 fi
 echo "==> deploy (watch the canary with: deploy/status.sh $env)"
 "$SAM" deploy --config-env "$env" "${role_args[@]}" "$@"

@@ -112,7 +112,7 @@ def replace_local_artifacts(template: dict[str, Any], bucket: str = PLACEHOLDER_
 
 
 def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Template defaults, then EXAMPLE_PARAMETERS, then overrides; CommaDelimitedList values as lists."""
+    """Template defaults, then EXAMPLE_PARAMETERS, then overrides, as strings; CommaDelimitedList values as lists."""
     declared = template.get("Parameters") or {}
     values: dict[str, Any] = {k: v["Default"] for k, v in declared.items() if "Default" in v}
     values.update({k: v for k, v in EXAMPLE_PARAMETERS.items() if k in declared})
@@ -120,6 +120,8 @@ def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, Any] |
     for name, value in list(values.items()):
         if declared.get(name, {}).get("Type") == "CommaDelimitedList" and isinstance(value, str):
             values[name] = [item.strip() for item in value.split(",")]
+        elif not isinstance(value, list):
+            values[name] = str(value)  # CloudFormation hands every parameter over as a string (Number too)
     return values
 
 
