@@ -23,7 +23,11 @@ What is scripted: time, and what fails when.
   token on every event, and lets a test start other operations (a `sam deploy`, a code release's canary).
 - :class:`RetryClock`: the interpreter's Retry waits are recorded, not slept (a 60 s backoff takes no time).
 - :class:`LambdaRuntime` ``lost_answers``: an invocation whose function ran but whose answer the
-  integration reports as ``Lambda.ServiceException`` (what makes Step Functions run a task twice).
+  integration reports as ``Lambda.ServiceException`` (what makes Step Functions run a task twice);
+  ``timeouts``: one whose function ran (its calls went out) but which then reports ``Sandbox.Timedout``, as
+  the Lambda runtime does for a function that ran past its Timeout.
+- :class:`StackClock` ``event_lag_reads``: DescribeStackEvents lags UpdateStack (a release's first events
+  are not listed yet); ``unreadable_reads``: DescribeStacks throttled for a number of calls.
 """
 
 from __future__ import annotations
@@ -111,6 +115,7 @@ class LambdaRuntime:
     results: list[tuple[str, Any]] = field(default_factory=list)  # (function, what the handler returned)
     before: dict[str, Callable[[Any], None]] = field(default_factory=dict)
     lost_answers: dict[str, int] = field(default_factory=dict)
+    timeouts: dict[str, int] = field(default_factory=dict)
     retry_clock: RetryClock = field(default_factory=RetryClock)
 
     def calls_of(self, function: str) -> list[tuple[Any, str]]:
@@ -143,6 +148,16 @@ class LambdaRuntime:
                 }
             ).encode()
         self.results.append((name, result))
+        if self.timeouts.get(name, 0) > 0:  # it ran, and then ran out of time before it answered
+            self.timeouts[name] -= 1
+            self.calls.append((name, event, "ok, then timed out"))
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": "RequestId: 1 Error: Task timed out after 30.00 seconds",
+                }
+            ).encode()
         if self.lost_answers.get(name, 0) > 0:
             self.lost_answers[name] -= 1
             self.calls.append((name, event, "ok, answer lost"))
@@ -233,12 +248,18 @@ class StackClock:
     parameters apply at once (so DescribeStacks shows the new values while it runs), it shows
     UPDATE_IN_PROGRESS for the next ``canary_reads`` DescribeStacks answers, then ends as ``outcome``;
     ``after_update`` runs once it ended (a manual deploy right after it). Every event an operation writes
-    carries its ClientRequestToken. ``unreadable``: DescribeStacks is throttled."""
+    carries its ClientRequestToken. ``unreadable``: DescribeStacks is throttled; ``unreadable_reads``: it is,
+    for that many calls. ``event_lag_reads``: for that many DescribeStackEvents answers after an accepted
+    UpdateStack, the update's events are not listed yet (the newest listed event is the previous operation's),
+    while DescribeStacks already shows it running."""
 
     canary_reads: int = 0
     outcome: str = "UPDATE_COMPLETE"
     after_update: Callable[[StackClock, Stack], None] | None = None
     unreadable: bool = False
+    unreadable_reads: int = 0
+    event_lag_reads: int = 0
+    hidden: dict[str | None, int] = field(default_factory=dict)  # token -> event answers that omit its events
     requests: list[dict[str, Any]] = field(default_factory=list)  # every accepted UpdateStack request
     running: dict[str, StackOperation] = field(default_factory=dict)  # by stack id
 
@@ -250,6 +271,7 @@ class StackClock:
         clock = self
         original_update = CloudFormationResponse.update_stack
         original_describe = CloudFormationBackend.describe_stacks
+        original_events = CloudFormationBackend.describe_stack_events
 
         def update_stack(response: CloudFormationResponse) -> Any:
             stack = response.cloudformation_backend.get_stack(response._get_param("StackName"))
@@ -267,10 +289,13 @@ class StackClock:
             before, first = dict(stack.stack_parameters), len(stack.events)
             answer = original_update(response)
             clock._begin(stack, request["ClientRequestToken"], before, first, clock.canary_reads, clock.outcome, True)
+            if clock.event_lag_reads:
+                clock.hidden[request["ClientRequestToken"]] = clock.event_lag_reads
             return answer
 
         def describe_stacks(backend: CloudFormationBackend, name_or_stack_id: str) -> list[Stack]:
-            if clock.unreadable:
+            if clock.unreadable or clock.unreadable_reads > 0:
+                clock.unreadable_reads = max(clock.unreadable_reads - 1, 0)
                 raise CloudFormationError("Throttling", "Rate exceeded")
             stacks = original_describe(backend, name_or_stack_id)
             if name_or_stack_id:
@@ -278,8 +303,16 @@ class StackClock:
                     clock._tick(stack)
             return stacks
 
+        def describe_stack_events(backend: CloudFormationBackend, stack_name: str) -> list[Any]:
+            events = original_events(backend, stack_name)
+            hidden = {token for token, reads in clock.hidden.items() if reads > 0}
+            for token in hidden:
+                clock.hidden[token] -= 1
+            return [e for e in events if not hidden or getattr(e, "client_request_token", None) not in hidden]
+
         monkeypatch.setattr(CloudFormationResponse, "update_stack", update_stack)
         monkeypatch.setattr(CloudFormationBackend, "describe_stacks", describe_stacks)
+        monkeypatch.setattr(CloudFormationBackend, "describe_stack_events", describe_stack_events)
 
     def operate(
         self,

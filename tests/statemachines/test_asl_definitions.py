@@ -155,3 +155,82 @@ def test_lambda_error_names_in_retry_and_catch_exist_in_the_code() -> None:
                     for error in rule["ErrorEquals"]:
                         if "." not in error:  # States.*, Lambda.* are service errors
                             assert error in known, f"{name}: {error} is raised by no function"
+
+
+# ---- retrain.asl.json: rules the moto execution cannot show ------------------------------------------------
+RETRAIN = STATEMACHINES / "retrain.asl.json"
+#: Every failure cause that tells a person to delete something says when they may (and of what).
+SAFE_DELETE_ADVICE = re.compile(
+    r"\bdelete (it|them|the endpoint of this run) by hand only once the stack is in a \*_COMPLETE state "
+    r"\(not \*_IN_PROGRESS, not \*_FAILED\) and (it|the endpoint) is neither SageMakerEndpointName nor "
+    r"PreviousSageMakerEndpointName\b"
+)
+UNKNOWN_EFFECT = {"StackUnreadable", "Sandbox.Timedout", "Lambda.Unknown", "States.Timeout"}
+
+
+def retrain_states() -> dict[str, Any]:
+    states: dict[str, Any] = load(RETRAIN)["States"]
+    return states
+
+
+def test_text_classification_reads_the_runs_data_folder_by_s3_prefix() -> None:
+    """CreateAutoMLJobV2 accepts only S3Prefix for text classification (ManifestFile: tabular and image
+    problem types only). moto accepts anything, so the execution tests cannot see this: it is pinned here,
+    with the folder ValidateDataset fills with the copy alone (tests/unit/retraining/test_tasks.py)."""
+    jobs = [s for s in retrain_states().values() if s.get("Resource", "").endswith(":sagemaker:createAutoMLJobV2")]
+    assert jobs
+    for job in jobs:
+        assert "TextClassificationJobConfig" in job["Parameters"]["AutoMLProblemTypeConfig"]
+        for channel in job["Parameters"]["AutoMLJobInputDataConfig"]:
+            assert channel["DataSource"]["S3DataSource"] == {
+                "S3DataType": "S3Prefix",
+                "S3Uri.$": "$.prepared.result.dataset.training.s3_prefix",  # s3://.../training/runs/<run>/data/
+            }
+
+
+def test_no_failure_cause_advises_deleting_what_may_be_live_or_needed() -> None:
+    """Never "delete whichever is not live" (during someone else's canary the stack names their endpoint
+    while the previous one still serves 90 %): only with the stack idle and cleanly complete, and never an
+    endpoint the stack names as live or previous."""
+    causes = [
+        (name, value)
+        for name, state in retrain_states().items()
+        for key, value in state.get("Parameters", {}).items()
+        if key.lower() == "cause.$"
+    ]
+    assert len(causes) > 10
+    for name, cause in causes:
+        assert len(re.findall(r"\bdelete\b", cause)) == len(SAFE_DELETE_ADVICE.findall(cause)), f"{name}: {cause}"
+        assert "whichever" not in cause, name
+
+
+def test_unclear_release_outcomes_are_recorded_in_the_lineage_before_they_are_notified() -> None:
+    """Superseded, unknown, not started: the model may be live, so its lineage is written first."""
+    states = retrain_states()
+    for start in ("ReleaseSuperseded", "ReleaseOutcomeUnknown", "ReleaseCheckFailed", "ReleaseNotStarted"):
+        path, name = [], start
+        while name not in ("NotifyFailure", "NotifySuccess"):
+            path.append(name)
+            state = states[name]
+            name = state["Next"] if "Next" in state else state["Default"]
+            if state["Type"] == "Choice":  # LineageRecorded: $.error is present on these paths
+                (choice,) = state["Choices"]
+                assert choice == {"Variable": "$.error", "IsPresent": True, "Next": "NotifyFailure"}, name
+                name = choice["Next"]
+        assert name == "NotifyFailure", (start, path)
+        assert {"ReleaseFailed", "BuildLineage", "RecordLineage"} <= set(path), (start, path)
+        assert "CleanUp" not in path
+
+
+def test_the_release_tasks_retry_what_leaves_their_effect_unknown() -> None:
+    """start and status are idempotent: an unreadable stack or a timeout (the call may have gone out) is
+    retried; during polling, one that outlasts the retries counts as a poll, and the poll ceiling bounds it."""
+    states = retrain_states()
+    for name in ("ReleaseModel", "CheckRelease"):
+        retried = {error for rule in states[name]["Retry"] for error in rule["ErrorEquals"]}
+        assert UNKNOWN_EFFECT <= retried, name
+        assert states[name]["TimeoutSeconds"] >= 60, name
+    (counted,) = [c for c in states["CheckRelease"]["Catch"] if "StackUnreadable" in c["ErrorEquals"]]
+    assert UNKNOWN_EFFECT <= set(counted["ErrorEquals"])
+    assert states[counted["Next"]]["Next"] == "CountReleasePoll"
+    assert states["CountReleasePoll"]["Next"] == "ReleaseStatus"

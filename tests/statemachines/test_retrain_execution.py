@@ -8,8 +8,6 @@ tests/statemachines/test_retrain_sequences.py."""
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
 from sentiment_core.contract import SMOKE_TEXTS
@@ -42,6 +40,11 @@ from tests.statemachines.retrain_world import (
 NOTHING: dict[str, list[str]] = {"models": [], "endpoint_configs": [], "endpoints": []}
 
 
+def list_keys(prefix: str) -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=DATA_BUCKET, Prefix=prefix)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
 @pytest.fixture
 def world(aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch) -> World:
     return setup_world(aws, monkeypatch)
@@ -69,14 +72,19 @@ def test_released_through_the_stack_update(world: World) -> None:
     config = job["AutoMLProblemTypeConfig"]["TextClassificationJobConfig"]
     assert (config["ContentColumn"], config["TargetLabelColumn"]) == ("text", "label")
     assert config["CompletionCriteria"]["MaxAutoMLJobRuntimeInSeconds"] == 14400
-    # Autopilot reads a manifest of exactly one object: the run's copy of the validated version
+    # Autopilot reads the run's own data folder (S3Prefix, the one input type text classification accepts),
+    # which holds exactly one object: the run's copy of the validated version
     source = job["AutoMLJobInputDataConfig"][0]["DataSource"]["S3DataSource"]
-    folder = f"training/runs/{name}/"
-    assert source == {"S3DataType": "ManifestFile", "S3Uri": f"s3://{DATA_BUCKET}/{folder}manifest.json"}
+    (folder,) = {
+        key.rsplit("/", 2)[0] + "/"
+        for key in list_keys("training/runs/")
+        if key.startswith(f"training/runs/{name}-")  # <model version>-<8 hex digits of the execution ARN>
+    }
+    assert source == {"S3DataType": "S3Prefix", "S3Uri": f"s3://{DATA_BUCKET}/{folder}data/"}
+    assert list_keys(f"{folder}data/") == [f"{folder}data/train.csv"]
+    assert list_keys("training/runs/") == [f"{folder}data/train.csv"]  # nothing else written for the run
     s3 = boto3.client("s3")
-    manifest = json.loads(s3.get_object(Bucket=DATA_BUCKET, Key=f"{folder}manifest.json")["Body"].read())
-    assert manifest == [{"prefix": f"s3://{DATA_BUCKET}/{folder}"}, "train.csv"]
-    assert s3.get_object(Bucket=DATA_BUCKET, Key=f"{folder}train.csv")["Body"].read() == training_csv(6)
+    assert s3.get_object(Bucket=DATA_BUCKET, Key=f"{folder}data/train.csv")["Body"].read() == training_csv(6)
     # the model: the best candidate's container, answering in the API's wire format
     (container,) = boto3.client("sagemaker").describe_model(ModelName=name)["Containers"]
     assert container["Image"] == AUTOML_CONTAINER["Image"]
@@ -105,7 +113,8 @@ def test_released_through_the_stack_update(world: World) -> None:
     assert len(lineage["dataset"]["sha256"]) == 64
     version = s3.head_object(Bucket=DATA_BUCKET, Key=TRAINING_KEY)["VersionId"]
     assert lineage["dataset"]["version_id"] == version  # the validated version, by id
-    assert lineage["dataset"]["training"]["uri"] == f"s3://{DATA_BUCKET}/{folder}train.csv"
+    assert lineage["dataset"]["training"]["uri"] == f"s3://{DATA_BUCKET}/{folder}data/train.csv"
+    assert lineage["dataset"]["training"]["s3_prefix"] == source["S3Uri"]
     assert lineage["automl_job"]["best_candidate"]["FinalAutoMLJobObjectiveMetric"]["Value"] == 0.74
     assert [p["got"] for p in lineage["smoke_test"]["probes"]] == ["positive", "neutral", "negative"]
     (message,) = world.notifications.messages()

@@ -1,10 +1,12 @@
 """statemachines/retrain.asl.json through the release's sequences in time, under moto, with the real functions.
 
-Each one is a way the release could have deleted what is live (issue 10): the release task run again after
-it succeeded (before and during the canary), StackNotReady retries running out while another operation
-holds the stack, a second execution, a `sam deploy` that moves the stack mid-run, a canary that rolls
-back, an endpoint released by hand. In every one the live and previous endpoints (with their
-configurations and models) still exist at the end, and the execution's end says what happened.
+Each one is a way the release could have deleted what is live, or told a person to (issue 10): the release
+task run again after it succeeded (before and during the canary, after a timeout, after another operation
+started), StackNotReady retries running out while another operation holds the stack, a second execution, a
+`sam deploy` that moves the stack mid-run, stack events that lag the update, a stack that cannot be read for
+minutes, a canary that rolls back, an endpoint released by hand. In every one the live and previous endpoints
+(with their configurations and models) still exist at the end, the execution's end says what happened, and
+an outcome that is not clear is recorded in the lineage before it is notified.
 
 Time is simulated (tests/statemachines/conftest.py): StackClock makes an update run for a number of
 DescribeStacks answers and end as the test says; RetryClock records the Retry waits instead of sleeping."""
@@ -30,6 +32,7 @@ from tests.statemachines.retrain_world import (
     assert_kept,
     assert_live_and_previous_exist,
     assert_nothing_left,
+    create_endpoint,
     failure_notice,
     queue_endpoint_answers,
     read_lineage,
@@ -57,6 +60,20 @@ def release_start(world: World) -> dict[str, Any]:
     """What the release task answered last to a start (what the state machine went on with)."""
     (*_, answer) = [result for name, result in world.runtime.results if name == "release-model" and "mode" in result]
     return answer
+
+
+def assert_lineage_then_failure_notice(world: World, execution: Any, status: str, error: str) -> str:
+    """The model may be live: the lineage is recorded (with the outcome) before the failure is notified."""
+    name = run_names(execution)
+    lineage = read_lineage(name)
+    assert (lineage["release"]["status"], lineage["release"]["error"]) == (status, error)
+    assert lineage["endpoint"]["name"] == name
+    states = execution.states_entered
+    assert states.index("RecordLineage") < states.index("NotifyFailure")
+    assert "NotifySuccess" not in states
+    message: str = failure_notice(world)["Message"]
+    assert error in message and f"lineage/{name}.json" in message
+    return message
 
 
 def assert_released(world: World, execution: Any) -> str:
@@ -148,34 +165,122 @@ def test_stack_not_ready_retries_exhausted_while_another_canary_runs(world: Worl
     assert_kept(world, name)  # for a release by hand
     assert world.stack_parameters()["SageMakerEndpointName"] == LIVE_ENDPOINT
     assert_live_and_previous_exist(world)
-    assert "ReleaseNotStarted" in failure_notice(world)["Message"]
+    assert_lineage_then_failure_notice(world, execution, "not-started", "ReleaseNotStarted")
 
 
-@pytest.mark.parametrize(
-    ("token", "changes", "outcome"),
-    [
-        # a `sam deploy` (no request token) fails and rolls back: this run's endpoint stays live; before,
-        # UPDATE_ROLLBACK_COMPLETE read as ReleaseRolledBack -> CleanUp -> DeleteEndpoint of the live endpoint
-        (None, {}, "UPDATE_ROLLBACK_COMPLETE"),
-        # someone puts the old endpoint back by hand: before, UPDATE_COMPLETE read as "released"
-        ("Console-UpdateStack-7f59c3cf", {"SageMakerEndpointName": LIVE_ENDPOINT}, "UPDATE_COMPLETE"),
-    ],
-    ids=["sam-deploy-rolled-back", "console-update-reverted"],
-)
-def test_a_manual_stack_update_mid_run_supersedes_the_release(
-    world: World, token: str | None, changes: dict[str, str], outcome: str
-) -> None:
-    world.stack_clock.after_update = lambda clock, stack: clock.operate(STACK, token, changes, outcome)
+def test_a_console_revert_after_the_release_supersedes_it(world: World) -> None:
+    """Someone puts the old endpoint back by hand after this run's update. Before, UPDATE_COMPLETE read as
+    "released"; the run ends ReleaseSuperseded, keeps everything, records the lineage, and the notification
+    advises no delete of anything the stack still names."""
+    world.stack_clock.after_update = lambda clock, stack: clock.operate(
+        STACK, "Console-UpdateStack-7f59c3cf", {"SageMakerEndpointName": LIVE_ENDPOINT}
+    )
 
     execution = world.run()
 
     assert_failed(execution, "ReleaseSuperseded", "not this run's", "Nothing was deleted")
     name = run_names(execution)
-    assert world.stack_status() == outcome
+    assert world.stack_status() == "UPDATE_COMPLETE"
     assert "CleanUp" not in execution.states_entered
-    assert_kept(world, name)  # live (first case) or not: a person decides
+    assert_kept(world, name)  # a person decides
     assert_live_and_previous_exist(world)
-    assert "ReleaseSuperseded" in failure_notice(world)["Message"]
+    message = assert_lineage_then_failure_notice(world, execution, "superseded", "ReleaseSuperseded")
+    assert "delete whichever" not in message
+    assert "neither SageMakerEndpointName nor PreviousSageMakerEndpointName" in message
+
+
+def test_someone_elses_update_that_keeps_this_runs_endpoint_live_is_a_release(world: World) -> None:
+    """A `sam deploy` (no request token) after this run's update fails and rolls back: this run's endpoint
+    stays live. Before: ReleaseSuperseded ("someone moved the stack"), a failed run for a live model."""
+    world.stack_clock.after_update = lambda clock, stack: clock.operate(STACK, None, {}, "UPDATE_ROLLBACK_COMPLETE")
+
+    execution = world.run()
+
+    assert execution.status == "SUCCEEDED", execution.description
+    assert execution.last_state == "ModelReleased"
+    name = run_names(execution)
+    assert execution.output["release"] == {"status": "released", "stack_status": "UPDATE_ROLLBACK_COMPLETE"}
+    assert world.stack_parameters()["SageMakerEndpointName"] == name
+    assert read_lineage(name)["release"]["status"] == "released"
+    assert_kept(world, name)
+    assert_live_and_previous_exist(world)
+
+
+def test_someone_elses_canary_after_this_runs_update_is_waited_for(world: World) -> None:
+    """Another operation (a console update to a third endpoint, with its own canary) starts right after this
+    run's update and runs for a while. While it runs SageMakerEndpointName already names its endpoint, but
+    the previous one still serves 90 %: nothing is concluded. Before: ReleaseSuperseded at the first poll,
+    whose notification invited a person to "delete whichever is not live" in the middle of that canary."""
+    world.substitutions["ReleaseMaxPolls"] = "10"
+    create_endpoint("sentiment-test-third")
+    world.stack_clock.after_update = lambda clock, stack: clock.operate(
+        STACK, "Console-UpdateStack-1", {"SageMakerEndpointName": "sentiment-test-third"}, reads=3
+    )
+
+    execution = world.run()
+
+    assert_failed(execution, "ReleaseSuperseded", "UPDATE_COMPLETE after operation Console-UpdateStack-1")
+    outcomes = [r["outcome"] for name, r in world.runtime.results if name == "release-model" and "outcome" in r]
+    assert outcomes[-1] == "superseded" and "superseded" not in outcomes[:-1]
+    assert outcomes.count("in_progress") >= 3  # polled through the other canary
+    assert_kept(world, run_names(execution))
+    assert_live_and_previous_exist(world)
+    assert_lineage_then_failure_notice(world, execution, "superseded", "ReleaseSuperseded")
+
+
+def test_stack_events_that_lag_the_update_are_waited_for(world: World) -> None:
+    """The first checks run before this run's events are listed: the newest event is the previous
+    operation's. Before: ReleaseSuperseded at the first poll, while this run's release went on."""
+    world.stack_clock.canary_reads = 3
+    world.stack_clock.event_lag_reads = 2
+
+    execution = world.run()
+
+    name = assert_released(world, execution)
+    outcomes = [r["outcome"] for n, r in world.runtime.results if n == "release-model" and "outcome" in r]
+    assert outcomes[0] == "in_progress" and outcomes[-1] == "released"
+    assert_kept(world, name)
+    assert_live_and_previous_exist(world)
+
+
+def test_an_update_whose_events_never_show_ends_unknown_with_nothing_deleted(world: World) -> None:
+    """The stack is idle again with the old endpoint (the update rolled back), but this run's token never
+    shows on its events: nothing is concluded from the previous operation's event, the polling runs to its
+    ceiling, and the run ends ReleaseOutcomeUnknown with everything kept and the lineage recorded. Before:
+    ReleaseSuperseded at the first poll, with advice to delete "whichever endpoint is not live"."""
+    world.stack_clock.outcome = "UPDATE_ROLLBACK_COMPLETE"
+    world.stack_clock.event_lag_reads = 1_000
+
+    execution = world.run()
+
+    assert_failed(execution, "ReleaseOutcomeUnknown", "after 5 polls", "is on none of its events")
+    assert execution.count("CheckRelease") == 5
+    assert "CleanUp" not in execution.states_entered
+    assert_kept(world, run_names(execution))
+    assert_live_and_previous_exist(world)
+    assert_lineage_then_failure_notice(world, execution, "unknown", "ReleaseOutcomeUnknown")
+
+
+def test_after_a_lost_answer_someone_elses_operation_does_not_stop_the_run(world: World) -> None:
+    """This run's update completes, its answer is lost, and a code release's canary starts before the retry:
+    the retry sees this run's token on the stack and follows, waits for the other canary, and finds this
+    run's endpoint live. Before: StackNotReady on every retry, then ReleaseNotStarted with the endpoint live."""
+    world.substitutions["ReleaseMaxPolls"] = "30"
+    world.runtime.lost_answers["release-model"] = 1
+    world.stack_clock.after_update = lambda clock, stack: clock.operate(
+        STACK, "codedeploy-code-release-43", reads=20
+    )  # longer than every StackNotReady retry together
+
+    execution = world.run()
+
+    name = assert_released(world, execution)
+    calls = release_calls(world)
+    assert calls[:2] == [("start", "ok, answer lost"), ("start", "ok")]
+    assert release_start(world)["status"] == "following"
+    assert not [c for c in calls if c[1] == "StackNotReady"]
+    assert len(world.stack_clock.requests) == 1
+    assert_kept(world, name)
+    assert_live_and_previous_exist(world)
 
 
 def test_rolled_back_canary(world: World) -> None:
@@ -198,12 +303,75 @@ def test_rolled_back_canary(world: World) -> None:
     assert_live_and_previous_exist(world)
 
 
-def test_an_endpoint_released_by_hand_before_the_run_is_kept(
+# ---- the release function times out, or the stack cannot be read ----------------------------------------
+def test_a_release_task_that_timed_out_after_submitting_is_retried_and_follows(world: World) -> None:
+    """The function ran past its timeout after UpdateStack went out (Sandbox.Timedout): start is idempotent,
+    so it is retried, and the retry follows this run's update. Before: ReleaseCheckFailed, a failed run for
+    a release that went on."""
+    world.runtime.timeouts["release-model"] = 1
+    world.stack_clock.canary_reads = 2
+
+    execution = world.run()
+
+    name = assert_released(world, execution)
+    assert release_calls(world)[:2] == [("start", "ok, then timed out"), ("start", "ok")]
+    assert release_start(world)["status"] == "following"
+    assert len(world.stack_clock.requests) == 1
+    assert_kept(world, name)
+
+
+def throttle(world: World, monkeypatch: pytest.MonkeyPatch, action: str, invocations: int) -> None:
+    """DescribeStacks is throttled during the first ``invocations`` calls of the release function's
+    ``action`` (the client retries nothing itself: AWS_MAX_ATTEMPTS=1, so each call is one try)."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    seen = {"n": 0}
+
+    def before(event: dict[str, Any]) -> None:
+        if event["action"] == action:
+            seen["n"] += 1
+            world.stack_clock.unreadable = seen["n"] <= invocations
+
+    world.runtime.before["release-model"] = before
+
+
+@pytest.mark.filterwarnings("ignore:Exception\\(CloudFormationError\\) with code Throttling")
+def test_an_unreadable_stack_at_the_start_is_retried(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: StackUnreadable went straight to ReleaseCheckFailed."""
+    throttle(world, monkeypatch, "start", 2)
+
+    execution = world.run()
+
+    assert_released(world, execution)
+    assert release_calls(world)[:3] == [("start", "StackUnreadable")] * 2 + [("start", "ok")]
+    assert len(world.stack_clock.requests) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Exception\\(CloudFormationError\\) with code Throttling")
+def test_minutes_of_throttling_while_polling_count_as_polls(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CloudFormation throttles DescribeStacks through more than a poll's retries: each such poll is counted
+    and polled again after the usual wait. Before: ReleaseCheckFailed after about 75 s of throttling."""
+    world.substitutions["ReleaseMaxPolls"] = "10"
+    world.stack_clock.canary_reads = 1
+    throttle(world, monkeypatch, "status", 7)  # two polls of 3 tries each, and the first try of a third
+
+    execution = world.run()
+
+    name = assert_released(world, execution)
+    checks = [outcome for event, outcome in world.runtime.calls_of("release-model") if event["action"] == "status"]
+    assert checks[:8] == ["StackUnreadable"] * 7 + ["ok"]
+    assert execution.count("ReleaseUnreadable") == 2
+    assert execution.count("CountReleasePoll") >= 3
+    assert "ReleaseCheckFailed" not in execution.states_entered
+    assert_kept(world, name)
+
+
+# ---- manual mode ---------------------------------------------------------------------------------------
+def test_an_endpoint_released_by_hand_before_the_run_is_a_release(
     aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Manual release mode; someone deploys the run's endpoint by hand before the run reaches its release:
-    the release is rejected and the cleanup's guard finds the endpoint live, so it keeps it (and its
-    configuration and model)."""
+    that is a success, and nothing is deleted. Before: ReleaseRejected -> CleanUp (the guard kept it) and a
+    failed run for a released model."""
     world = setup_world(aws, monkeypatch, cloudformation_role=False)
     world.clock.automl = Outcome("Completed", after=1, fields={"best_candidate": BEST_CANDIDATE})
     queue_endpoint_answers(*SMOKE_TEXTS)
@@ -217,10 +385,34 @@ def test_an_endpoint_released_by_hand_before_the_run_is_kept(
     execution = world.run()
 
     name = run_names(execution)
-    assert_failed(execution, "ReleaseRejected", f"{name} is the live endpoint", "Nothing of this run was deleted")
-    assert "DeleteEndpoint" not in execution.states_entered
+    assert execution.status == "SUCCEEDED", execution.description
+    assert execution.last_state == "ModelReleased"
+    assert execution.output["release"] == {"status": "released", "by": "hand", "stack_status": "UPDATE_COMPLETE"}
+    assert read_lineage(name)["release"]["status"] == "released"
+    assert "CleanUp" not in execution.states_entered
     assert_kept(world, name)
     assert_live_and_previous_exist(world)
+
+
+def test_manual_mode_answers_at_once_while_another_operation_holds_the_stack(
+    aws: LambdaRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer (the `sam deploy` command) changes nothing. Before: StackNotReady retried for up to about
+    two hours, then ReleaseNotStarted, with no command sent."""
+    world = setup_world(aws, monkeypatch, cloudformation_role=False)
+    world.clock.automl = Outcome("Completed", after=1, fields={"best_candidate": BEST_CANDIDATE})
+    queue_endpoint_answers(*SMOKE_TEXTS)
+    world.stack_clock.operate(STACK, "codedeploy-code-release-42", reads=float("inf"))
+
+    execution = world.run()
+
+    assert execution.status == "SUCCEEDED", execution.description
+    assert execution.last_state == "AwaitingManualRelease"
+    assert release_calls(world) == [("start", "ok")]
+    assert not world.runtime.retry_clock.waits
+    name = run_names(execution)
+    assert f"SageMakerEndpointName={name}" in read_lineage(name)["release"]["command"]
+    assert_kept(world, name)
 
 
 # ---- one execution at a time --------------------------------------------------------------------------

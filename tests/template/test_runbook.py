@@ -59,6 +59,8 @@ VOCABULARY = {
     "UsePreviousTemplate",
     "UsePreviousValue",
     "VersionDescription",
+    "ListExecutions",
+    "S3Prefix",
     "ClientRequestToken",
     "StackPolicyDuringUpdateBody",
     "UpdateStack",

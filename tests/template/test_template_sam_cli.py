@@ -191,6 +191,7 @@ PROBE_EVENTS = {
         "job_name_prefix": "sentiment-test",
         "min_rows_per_class": 1,
         "execution_start_time": "2026-01-05T03:04:05Z",
+        "execution_id": "arn:aws:states:us-east-1:123456789012:execution:sentiment-api-test-retrain:probe",
     },
     "SmokeTestEndpointFunction": {"endpoint_name": "sentiment-test-20260105-030405"},
     "ReleaseModelFunction": {

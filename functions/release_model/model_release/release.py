@@ -5,17 +5,21 @@
   ``PreviousSageMakerEndpointName`` (the one it replaces). The predict function's environment changes, so
   SAM's AutoPublishAlias publishes a new version and its DeploymentPreference shifts alias ``live`` through
   the same canary, hooks and rollback alarms as a code change. Step Functions may run it again after it
-  succeeded (a Lambda.ServiceException that arrives late): it is idempotent. This run's own update running
-  (its ClientRequestToken ``release-<run_id>`` on the newest stack event) is followed, not refused; the
-  run's endpoint already live is ``already_released``; an update this run submitted earlier is never
-  submitted twice. Only someone else's operation raises StackNotReady.
-- ``status`` (CheckRelease): the outcome, judged by :func:`judge` from the parameters and the token, never
-  from StackStatus alone.
+  succeeded (a Lambda.ServiceException that arrives late, a timeout after the update went out): it is
+  idempotent. What this run already did wins over whatever the stack does now: its ClientRequestToken
+  ``release-<run_id>`` on an event since the run started, or its endpoint already live, is followed
+  (``following`` / ``already_released``), even while someone else's operation holds the stack; an update this
+  run submitted is never submitted twice. Only someone else's operation, with nothing of this run on the
+  stack, raises StackNotReady.
+- ``status`` (CheckRelease): the outcome, judged by :func:`judge` from the parameters, the status and the
+  token, never from StackStatus alone; ``superseded`` only once the stack is idle again.
 - ``guard`` (CheckLiveEndpoints): before the cleanup deletes anything, whether the run's endpoint is the
-  live or the previous one (then it and its configuration and model are kept).
+  live or the previous one, or the stack is anything but cleanly complete (then it and its configuration and
+  model are kept).
 
-Without a release role (CLOUDFORMATION_ROLE_ARN empty) the release is manual: ``start`` returns the exact
-`sam deploy` command (same canary) and changes nothing."""
+Without a release role (CLOUDFORMATION_ROLE_ARN empty) the release is manual: ``start`` answers at once,
+whatever the stack is doing, with the exact `sam deploy` command (same canary) and changes nothing; the run's
+endpoint already live (a person released it) is ``already_released``, a success."""
 
 from __future__ import annotations
 
@@ -36,7 +40,9 @@ from .stack import ENDPOINT_PARAMETER, PREVIOUS_ENDPOINT_PARAMETER, StackView, r
 logger = logging.getLogger(__name__)
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]  # what samconfig.toml deploys with
-Outcome = Literal["in_progress", "released", "rolled_back", "superseded", "unknown"]
+#: in_progress and not_seen: poll again; the others end the polling. not_seen: the stack is idle and this run's
+#: token is on none of its events yet (events lag UpdateStack): at the poll ceiling, an unknown outcome.
+Outcome = Literal["in_progress", "not_seen", "released", "rolled_back", "superseded", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +94,16 @@ def start(release: Release, settings: ReleaseSettings, cloudformation: Any) -> d
     live = view.live_endpoint
     if live is None:
         raise ReleaseRejected(f"stack {view.name} has no parameter {ENDPOINT_PARAMETER}")
-    if view.busy:
-        if view.operation_token == release.token:
-            return _started(view, release, "following", _previous_of_own_update(view, release))
-        raise StackNotReady(f"stack {view.name} is {view.status} ({view.describe_operation()})")
-    if settings.role_arn is None:
-        if live == release.endpoint:
-            raise ReleaseRejected(f"{release.endpoint} is already the live endpoint of {view.name} (released by hand)")
+    if settings.role_arn is None:  # manual: nothing to wait for, the answer changes nothing
         return _manual(view, release, settings)
-    if live == release.endpoint:
-        return _started(view, release, "already_released", view.previous_endpoint)
-    if view.token_seen:  # this run's update already ran and ended (rolled back, or moved on since)
-        return _started(view, release, "following", live)
+    if view.token_seen or live == release.endpoint:
+        # This run's update was submitted (it runs, ended, or another operation followed it), or its endpoint
+        # is live already: follow that, whatever runs now (refusing would end the run ReleaseNotStarted while
+        # its endpoint is live, after a lost answer and someone else's update).
+        how = "already_released" if live == release.endpoint and view.clean else "following"
+        return _started(view, release, how, _previous_of(view, release))
+    if view.busy:
+        raise StackNotReady(f"stack {view.name} is {view.status} ({view.describe_operation()})")
     return _submit(view, release, settings, cloudformation)
 
 
@@ -128,7 +132,7 @@ def _submit(view: StackView, release: Release, settings: ReleaseSettings, cloudf
     except ClientError as exc:
         # The stack may have changed since it was read: decide from what it says now, not from the message.
         after = read(cloudformation, view.stack_id, release.token, release.since)
-        if after.operation_token == release.token or after.token_seen:
+        if after.token_seen:
             return _started(after, release, "following", live)
         if after.busy:
             raise StackNotReady(f"stack {after.name} is {after.status} ({after.describe_operation()})") from exc
@@ -140,9 +144,9 @@ def _submit(view: StackView, release: Release, settings: ReleaseSettings, cloudf
     return _started(view, release, "started", live)
 
 
-def _previous_of_own_update(view: StackView, release: Release) -> str:
-    # While its update runs, the stack may already show the new values (then the previous one is the
-    # PreviousSageMakerEndpointName it set) or still the old ones.
+def _previous_of(view: StackView, release: Release) -> str:
+    # The endpoint this run's release replaces: with its endpoint live (or shown while its update runs), the
+    # PreviousSageMakerEndpointName that update set; otherwise the one live now.
     return view.previous_endpoint if view.live_endpoint == release.endpoint else str(view.live_endpoint)
 
 
@@ -162,42 +166,71 @@ def _started(view: StackView, release: Release, how: str, previous: str) -> dict
 
 def _manual(view: StackView, release: Release, settings: ReleaseSettings) -> dict[str, Any]:
     live = str(view.live_endpoint)
+    answer = {
+        "mode": "manual",
+        "stack_name": view.name,
+        "stack_id": view.stack_id,
+        "stack_status": view.status,
+        "new_endpoint": release.endpoint,
+    }
+    if live == release.endpoint and view.clean:  # a person released it: success, nothing to do
+        logger.info("released by hand", extra={"endpoint": release.endpoint, "status": view.status})
+        return {**answer, "status": "already_released", "previous_endpoint": view.previous_endpoint}
     changed = {ENDPOINT_PARAMETER: release.endpoint}
     if PREVIOUS_ENDPOINT_PARAMETER in view.parameters:
         changed[PREVIOUS_ENDPOINT_PARAMETER] = live
     overrides = " ".join(f"{key}={value}" for key, value in changed.items())
-    logger.info("manual release", extra={"endpoint": release.endpoint})
+    logger.info("manual release", extra={"endpoint": release.endpoint, "status": view.status})
     return {
-        "mode": "manual",
+        **answer,
+        "status": "awaiting",
         "command": f"sam deploy --config-env {settings.stage} --parameter-overrides <current values> {overrides}",
-        "stack_name": view.name,
-        "stack_id": view.stack_id,
         "previous_endpoint": live,
-        "new_endpoint": release.endpoint,
     }
 
 
 # ---- status --------------------------------------------------------------------------------------------
 def judge(view: StackView, release: Release, previous_endpoint: str) -> Judgement:
-    """The release's outcome from what the stack says: its parameters and the operation that set them."""
-    ours = view.operation_token == release.token
-    live = view.live_endpoint
-    if not ours:
-        return Judgement(
-            "superseded",
-            f"stack {view.name} is {view.status} after {view.describe_operation()}, not this run's "
-            f"({release.token}); SageMakerEndpointName={live}",
-        )
+    """The release's outcome from what the stack says: its status, its parameters and whose operation set
+    them. Nothing is concluded while an operation runs (during someone else's canary SageMakerEndpointName
+    already names their endpoint while the previous one still serves most traffic), and this run's endpoint
+    live in a clean state is a success whoever put it there."""
+    live, name, token = view.live_endpoint, view.name, release.token
     if view.busy:
-        return Judgement("in_progress", f"stack {view.name} is {view.status} ({release.token})")
-    if view.status == "UPDATE_COMPLETE" and live == release.endpoint:
-        return Judgement("released", f"{release.endpoint} is live ({view.status}, {release.token})")
-    if view.status == "UPDATE_ROLLBACK_COMPLETE" and live == previous_endpoint:
-        return Judgement("rolled_back", f"{release.token} was rolled back; {previous_endpoint} is live")
+        if view.operation_token == token:
+            return Judgement("in_progress", f"stack {name} is {view.status} ({token})")
+        after = "after this run's update" if view.token_seen else f"before {token} shows on its events"
+        return Judgement(
+            "in_progress",
+            f"stack {name} is {view.status} by {view.describe_operation()} ({after}): waiting for it to end",
+        )
+    if not view.clean:
+        return Judgement(
+            "unknown",
+            f"stack {name} is {view.status} (not a clean *_COMPLETE state) after {view.describe_operation()}, "
+            f"with SageMakerEndpointName={live}: what serves may differ from the parameters",
+        )
+    if live == release.endpoint:
+        by = "this run's update" if view.operation_token == token else view.describe_operation()
+        return Judgement("released", f"{release.endpoint} is live ({view.status}, after {by})")
+    if not view.token_seen:
+        return Judgement(
+            "not_seen",
+            f"stack {name} is {view.status} with SageMakerEndpointName={live}, and {token} is on none of its "
+            "events since the run started: the update is not visible (yet)",
+        )
+    if view.operation_token == token:
+        if view.status == "UPDATE_ROLLBACK_COMPLETE" and live == previous_endpoint:
+            return Judgement("rolled_back", f"{token} was rolled back; {previous_endpoint} is live")
+        return Judgement(
+            "unknown",
+            f"stack {name} is {view.status} after {token} with SageMakerEndpointName={live} "
+            f"(released: {release.endpoint}, before: {previous_endpoint})",
+        )
     return Judgement(
-        "unknown",
-        f"stack {view.name} is {view.status} after {release.token} with SageMakerEndpointName={live} "
-        f"(released: {release.endpoint}, before: {previous_endpoint})",
+        "superseded",
+        f"stack {name} is {view.status} after {view.describe_operation()}, not this run's ({token}), "
+        f"with SageMakerEndpointName={live}",
     )
 
 
@@ -216,12 +249,18 @@ def status(release: Release, previous_endpoint: str, settings: ReleaseSettings, 
 
 # ---- guard ---------------------------------------------------------------------------------------------
 def guard(endpoint: str, settings: ReleaseSettings, cloudformation: Any) -> dict[str, Any]:
-    """Whether the cleanup may delete ``endpoint`` (and its endpoint configuration and model). Raises
-    StackUnreadable when the stack cannot be read: then nothing is deleted."""
+    """Whether the cleanup may delete ``endpoint`` (and its endpoint configuration and model): only when the
+    stack is cleanly complete (CLEAN_STATUSES) and the endpoint is neither its live nor its previous one.
+    Raises StackUnreadable when the stack cannot be read: then nothing is deleted."""
     view = read(cloudformation, settings.stack_name)
     live, previous = view.live_endpoint, view.previous_endpoint
     if view.busy:
         keep = f"stack {view.name} is {view.status}: its endpoint parameters may be changing"
+    elif not view.clean:
+        keep = (
+            f"stack {view.name} is {view.status}, not a clean *_COMPLETE state: what serves may differ from its "
+            "parameters, and a manual recovery may need any endpoint it names or named"
+        )
     elif live is None:
         keep = f"stack {view.name} has no parameter {ENDPOINT_PARAMETER}: what is live cannot be told"
     elif endpoint == live:

@@ -20,6 +20,12 @@ ENDPOINT_PARAMETER = "SageMakerEndpointName"
 PREVIOUS_ENDPOINT_PARAMETER = "PreviousSageMakerEndpointName"
 #: How far back DescribeStackEvents is read for a release's token (100 events a page), at most.
 MAX_EVENT_PAGES = 20
+#: The statuses in which the stack's parameters are what is deployed: an operation ended cleanly. Anything
+#: else (``*_IN_PROGRESS``, ``UPDATE_ROLLBACK_FAILED``, ``*_FAILED``, ``ROLLBACK_COMPLETE`` of a failed create)
+#: may need a person, and the endpoints it names or named may be what a manual recovery goes back to.
+CLEAN_STATUSES = frozenset(
+    {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,11 @@ class StackView:
     def busy(self) -> bool:
         """An operation is running: its parameters may be about to change."""
         return self.status.endswith("_IN_PROGRESS")
+
+    @property
+    def clean(self) -> bool:
+        """The last operation ended cleanly (CLEAN_STATUSES): the parameters are what is deployed."""
+        return self.status in CLEAN_STATUSES
 
     @property
     def live_endpoint(self) -> str | None:

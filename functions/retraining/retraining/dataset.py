@@ -4,20 +4,33 @@ an Autopilot job is paid for, and names the run's resources.
 Checks: the object is under s3://$DATA_BUCKET/$TRAINING_PREFIX (the only place the SageMaker execution role
 may read), at most $MAX_DATASET_BYTES, UTF-8 CSV whose header is exactly ``text,label``, every row has a
 non-empty text and a label in {negative, neutral, positive}, and each of the three labels has at least
-``min_rows_per_class`` rows. Any failure raises (DatasetInvalid / InvalidRequest / DatasetChanged): the state
-machine's Catch sees the error type, never an error-shaped result.
+``min_rows_per_class`` rows. Any failure raises (DatasetInvalid / InvalidRequest / DatasetChanged /
+RunCopyExists): the state machine's Catch sees the error type, never an error-shaped result.
 
 What is trained on is exactly what was validated: one object version (its VersionId and ETag, read with
-IfMatch), copied by CopyObject (CopySourceIfMatch, the same version) to the run's own key
-``$TRAINING_PREFIX/runs/<run name>/train.csv``, whose SHA-256 S3 computes during the copy and must equal the
-one computed while validating; then a manifest beside it lists that one object, and Autopilot reads the
-manifest (S3DataType ManifestFile), so neither ``train.csv.bak`` nor a later upload to the same key joins in.
-Only this function may write under runs/ (the data bucket's policy, template.yaml).
+IfMatch), copied by CopyObject (CopySourceIfMatch, the same version) to the run's own folder
+``$TRAINING_PREFIX/runs/<model version>-<execution>/data/train.csv``, whose SHA-256 S3 computes during the
+copy and must equal the one computed while validating. Autopilot reads that ``data/`` folder (S3DataType
+S3Prefix: the only input type CreateAutoMLJobV2 accepts for text classification), and the folder never holds
+anything else:
+
+- ``<execution>`` is 8 hex digits of the SHA-256 of the execution's ARN, so two executions started in the
+  same second (the model version has a resolution of one second) never share a folder;
+- the copy is a conditional write (IfNoneMatch="*"): an object already at the key is never overwritten; if it
+  holds the validated bytes (the same SHA-256: this execution's own copy, from an attempt whose answer was
+  lost) it is used as it is, otherwise the task raises RunCopyExists;
+- only this function may write under runs/ (the data bucket's policy, template.yaml), and it writes nothing
+  but the copy there;
+- TaggingDirective=REPLACE with no tags: the copy carries none of the source's tags (copying them would need
+  s3:GetObjectVersionTagging and s3:PutObjectTagging, which the role does not have, so a tagged source would
+  fail the copy).
 
 Names (one per run, from the execution start time): ``<prefix>-<yyyymmdd>-<hhmmss>`` for the AutoML job
 (<= 32 characters), the model, the endpoint configuration and the endpoint (lower case, so it satisfies
 the template's SageMakerEndpointName pattern and can be released through it). The prefix must start with
-$JOB_NAME_PREFIX_SCOPE, the names the state machine's IAM policy covers.
+$JOB_NAME_PREFIX_SCOPE, the names the state machine's IAM policy covers. Two executions in the same second
+get the same names; the second one's CreateAutoMLJobV2 is refused (the job name is taken), and its cleanup
+deletes only what it created itself (nothing).
 """
 
 from __future__ import annotations
@@ -27,7 +40,6 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -42,7 +54,7 @@ from .observability import logger
 
 COLUMNS = ("text", "label")
 TRAINING_FILE = "train.csv"
-MANIFEST_FILE = "manifest.json"
+DATA_FOLDER = "data/"  # what Autopilot reads (S3Prefix): the copy, nothing else
 PREFIX_PATTERN = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,15}$")
 MAX_TEXT_CHARS = 10_000
 
@@ -57,6 +69,10 @@ class InvalidRequest(Exception):
 
 class DatasetChanged(Exception):
     """The object changed between its validation and its copy for training: start the run again."""
+
+
+class RunCopyExists(Exception):
+    """The run's copy already exists (another execution wrote it): it is not overwritten; start again."""
 
 
 def run_names(prefix: str, execution_start_time: str, scope: str = "") -> dict[str, str]:
@@ -81,6 +97,14 @@ def run_names(prefix: str, execution_start_time: str, scope: str = "") -> dict[s
         "endpoint_config_name": name,
         "endpoint_name": name,
     }
+
+
+def run_folder(model_version: str, execution_id: str) -> str:
+    """The run's folder under runs/: the model version and 8 hex digits of the execution's ARN (unique per
+    state machine), so that two executions started in the same second never share it."""
+    if not execution_id:
+        raise InvalidRequest("execution_id must be the execution's ARN, got an empty value")
+    return f"{model_version}-{hashlib.sha256(execution_id.encode('utf-8')).hexdigest()[:8]}"
 
 
 def parse_location(uri: str, config: DatasetSettings) -> tuple[str, str]:
@@ -158,35 +182,62 @@ def check_rows(lines: Iterable[str], min_rows_per_class: int) -> dict[str, Any]:
 
 
 def copy_for_training(
-    s3: Any, config: DatasetSettings, source: Mapping[str, str], etag: str, sha256: bytes, run_name: str
+    s3: Any, config: DatasetSettings, source: Mapping[str, str], etag: str, sha256: bytes, folder_name: str
 ) -> dict[str, Any]:
-    """Copies the validated object version to the run's own key, checks that S3 copied the validated
-    bytes (SHA-256) and writes the one-object manifest Autopilot reads. Raises DatasetChanged."""
-    bucket, folder = config.data_bucket, f"{config.runs_prefix}{run_name}/"
-    key = f"{folder}{TRAINING_FILE}"
+    """Copies the validated object version into the run's data folder, never over an existing object, and
+    checks that S3 copied the validated bytes (SHA-256). Raises DatasetChanged or RunCopyExists."""
+    bucket, folder = config.data_bucket, f"{config.runs_prefix}{folder_name}/"
+    key = f"{folder}{DATA_FOLDER}{TRAINING_FILE}"
+    expected = base64.b64encode(sha256).decode("ascii")
     try:
         copied = s3.copy_object(
-            Bucket=bucket, Key=key, CopySource=dict(source), CopySourceIfMatch=etag, ChecksumAlgorithm="SHA256"
+            Bucket=bucket,
+            Key=key,
+            CopySource=dict(source),
+            CopySourceIfMatch=etag,
+            IfNoneMatch="*",
+            TaggingDirective="REPLACE",
+            ChecksumAlgorithm="SHA256",
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-            raise DatasetChanged(f"s3://{bucket}/{source['Key']} changed while it was validated") from None
-        raise
-    expected = base64.b64encode(sha256).decode("ascii")
+        code = exc.response.get("Error", {}).get("Code")
+        if code not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            raise
+        existing = _existing_checksum(s3, bucket, key)
+        if existing is not None and existing[0] == expected:
+            # This execution's own copy, from an attempt whose answer was lost (Step Functions retried the
+            # task): the validated bytes are there already; nothing is written again.
+            logger.info("run copy already made", extra={"copy": f"s3://{bucket}/{key}"})
+            return _training(bucket, folder, key, existing[1])
+        if existing is not None or code in ("ConditionalRequestConflict", "409"):
+            raise RunCopyExists(
+                f"s3://{bucket}/{key} already exists and is not the validated object: nothing was overwritten, "
+                "start the run again"
+            ) from None
+        raise DatasetChanged(f"s3://{bucket}/{source['Key']} changed while it was validated") from None
     if copied.get("CopyObjectResult", {}).get("ChecksumSHA256") != expected:
         raise DatasetChanged(f"the copy s3://{bucket}/{key} is not the validated object (SHA-256 differs)")
-    manifest = [{"prefix": f"s3://{bucket}/{folder}"}, TRAINING_FILE]
-    s3.put_object(
-        Bucket=bucket,
-        Key=f"{folder}{MANIFEST_FILE}",
-        Body=json.dumps(manifest).encode("utf-8"),
-        ContentType="application/json",
-    )
+    return _training(bucket, folder, key, copied.get("VersionId"))
+
+
+def _training(bucket: str, folder: str, key: str, version_id: str | None) -> dict[str, Any]:
     return {
         "uri": f"s3://{bucket}/{key}",
-        "version_id": copied.get("VersionId"),
-        "manifest_uri": f"s3://{bucket}/{folder}{MANIFEST_FILE}",
+        "version_id": version_id,
+        "folder": f"s3://{bucket}/{folder}",
+        "s3_prefix": f"s3://{bucket}/{folder}{DATA_FOLDER}",  # what Autopilot reads: this copy alone
     }
+
+
+def _existing_checksum(s3: Any, bucket: str, key: str) -> tuple[str | None, str | None] | None:
+    """(SHA-256, version id) of the object at ``key``, or None when there is none."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return head.get("ChecksumSHA256"), head.get("VersionId")
 
 
 def validate(event: Mapping[str, Any], config: DatasetSettings, s3: Any) -> dict[str, Any]:
@@ -196,6 +247,7 @@ def validate(event: Mapping[str, Any], config: DatasetSettings, s3: Any) -> dict
     names = run_names(
         str(event.get("job_name_prefix", "")), str(event.get("execution_start_time", "")), config.job_name_scope
     )
+    folder = run_folder(names["model_version"], str(event.get("execution_id") or ""))
     uri = str(event.get("training_data_s3_uri", ""))
     bucket, key = parse_location(uri, config)
     try:
@@ -217,7 +269,7 @@ def validate(event: Mapping[str, Any], config: DatasetSettings, s3: Any) -> dict
     body = HashingReader(response["Body"])
     text = io.TextIOWrapper(io.BufferedReader(body, buffer_size=1 << 20), encoding="utf-8-sig", newline="")
     counts = check_rows(text, min_rows)
-    training = copy_for_training(s3, config, source, head["ETag"], body.sha256.digest(), names["model_version"])
+    training = copy_for_training(s3, config, source, head["ETag"], body.sha256.digest(), folder)
     dataset = {
         "uri": uri,
         "bucket": bucket,

@@ -180,6 +180,30 @@ def test_another_operation_running_is_stack_not_ready() -> None:
     assert not cfn.updates
 
 
+@pytest.mark.parametrize("endpoint_live", [False, True], ids=["token-seen", "endpoint-live"])
+def test_this_runs_update_wins_over_someone_elses_busy_stack(endpoint_live: bool) -> None:
+    """This run's update ran (its token is on an earlier event), its answer was lost, and a code release
+    started before the retry: the retry follows. Before: StackNotReady on every retry, then
+    ReleaseNotStarted while the endpoint was live."""
+    cfn = FakeCloudFormation(status="UPDATE_IN_PROGRESS")
+    if endpoint_live:
+        cfn.parameters.update(SageMakerEndpointName="sentiment-prod-new", PreviousSageMakerEndpointName="live")
+    cfn.event(TOKEN, "UPDATE_IN_PROGRESS", 1)
+    cfn.event(TOKEN, "UPDATE_COMPLETE", 2)
+    cfn.event("codedeploy-code-release-43", "UPDATE_IN_PROGRESS", 3)
+    result = start(cfn)
+    assert (result["status"], result["previous_endpoint"]) == ("following", "live")
+    assert not cfn.updates
+
+
+def test_the_endpoint_made_live_by_someone_else_while_the_stack_is_busy_is_followed() -> None:
+    cfn = FakeCloudFormation(status="UPDATE_IN_PROGRESS")
+    cfn.parameters.update(SageMakerEndpointName="sentiment-prod-new", PreviousSageMakerEndpointName="live")
+    cfn.event(None, "UPDATE_IN_PROGRESS", 3)  # a `sam deploy` of this run's endpoint, by hand
+    assert start(cfn)["status"] == "following"
+    assert not cfn.updates
+
+
 def test_the_endpoint_already_live_is_already_released() -> None:
     cfn = FakeCloudFormation()
     cfn.parameters.update(SageMakerEndpointName="sentiment-prod-new", PreviousSageMakerEndpointName="live")
@@ -249,10 +273,30 @@ def test_without_a_role_the_release_is_manual() -> None:
         "sam deploy --config-env prod --parameter-overrides <current values> "
         "SageMakerEndpointName=sentiment-prod-new PreviousSageMakerEndpointName=live"
     )
+    assert (result["status"], result["stack_status"]) == ("awaiting", "UPDATE_COMPLETE")
     assert not cfn.updates
-    cfn.parameters["SageMakerEndpointName"] = "sentiment-prod-new"  # released by hand meanwhile
-    with pytest.raises(errors.ReleaseRejected, match="released by hand"):
-        start(cfn, s=settings(role=""))
+
+
+def test_manual_mode_answers_at_once_while_the_stack_is_busy() -> None:
+    """The answer changes nothing, so there is nothing to wait for. Before: StackNotReady, retried by the
+    state machine for up to two hours before the command was sent."""
+    cfn = FakeCloudFormation(status="UPDATE_IN_PROGRESS")
+    cfn.event("Console-UpdateStack-1", "UPDATE_IN_PROGRESS")
+    result = start(cfn, s=settings(role=""))
+    assert (result["mode"], result["status"], result["stack_status"]) == ("manual", "awaiting", "UPDATE_IN_PROGRESS")
+    assert "SageMakerEndpointName=sentiment-prod-new" in result["command"]
+    assert not cfn.updates
+
+
+def test_manual_mode_with_the_endpoint_released_by_hand_is_a_success() -> None:
+    """Before: ReleaseRejected ('already the live endpoint') -> CleanUp, a failed run for a released model."""
+    cfn = FakeCloudFormation()
+    cfn.parameters.update(SageMakerEndpointName="sentiment-prod-new", PreviousSageMakerEndpointName="live")
+    result = start(cfn, s=settings(role=""))
+    assert (result["mode"], result["status"], result["previous_endpoint"]) == ("manual", "already_released", "live")
+    assert "command" not in result
+    cfn.status = "UPDATE_IN_PROGRESS"  # a person's deploy of it still runs: not yet a success
+    assert start(cfn, s=settings(role=""))["status"] == "awaiting"
 
 
 def test_an_unreadable_stack_is_stack_unreadable() -> None:
@@ -269,12 +313,18 @@ def test_an_unreadable_stack_is_stack_unreadable() -> None:
         (TOKEN, "UPDATE_COMPLETE", "sentiment-prod-new", "released"),
         (TOKEN, "UPDATE_ROLLBACK_COMPLETE", "live", "rolled_back"),
         (TOKEN, "UPDATE_COMPLETE", "live", "unknown"),  # complete, but not with this run's endpoint
-        (TOKEN, "UPDATE_ROLLBACK_COMPLETE", "sentiment-prod-new", "unknown"),
-        (TOKEN, "UPDATE_ROLLBACK_FAILED", "sentiment-prod-new", "unknown"),
-        (None, "UPDATE_ROLLBACK_COMPLETE", "sentiment-prod-new", "superseded"),  # a `sam deploy` rolled back
-        ("Console-UpdateStack-3", "UPDATE_COMPLETE", "sentiment-prod-new", "superseded"),
+        # rolled back to a state in which this run's endpoint was already live (released by hand): live
+        (TOKEN, "UPDATE_ROLLBACK_COMPLETE", "sentiment-prod-new", "released"),
+        (TOKEN, "UPDATE_ROLLBACK_FAILED", "sentiment-prod-new", "unknown"),  # not clean: nothing is concluded
+        # someone else's operation after this run's, ended with this run's endpoint live: a success
+        (None, "UPDATE_ROLLBACK_COMPLETE", "sentiment-prod-new", "released"),  # a `sam deploy` rolled back
+        ("Console-UpdateStack-3", "UPDATE_COMPLETE", "sentiment-prod-new", "released"),
+        # ... ended with another endpoint live: superseded, once the stack is idle
         ("Console-UpdateStack-3", "UPDATE_COMPLETE", "live", "superseded"),
-        ("Console-UpdateStack-3", "UPDATE_IN_PROGRESS", "other", "superseded"),
+        ("Console-UpdateStack-3", "UPDATE_ROLLBACK_FAILED", "live", "unknown"),
+        # ... still running (its canary: the parameter names its endpoint, the old one serves 90 %): wait
+        ("Console-UpdateStack-3", "UPDATE_IN_PROGRESS", "other", "in_progress"),
+        ("Console-UpdateStack-3", "UPDATE_ROLLBACK_IN_PROGRESS", "live", "in_progress"),
     ],
 )
 def test_the_outcome_is_judged_by_the_parameters_and_this_runs_token(
@@ -290,6 +340,43 @@ def test_the_outcome_is_judged_by_the_parameters_and_this_runs_token(
     assert result["operation_token"] == (token or "")
 
 
+@pytest.mark.parametrize(
+    ("status", "live", "outcome"),
+    [
+        # the first check runs before this run's events are visible: the newest event is the previous
+        # operation's. Before: "superseded" at once, while this run's release went on.
+        ("UPDATE_IN_PROGRESS", "sentiment-prod-new", "in_progress"),
+        ("UPDATE_IN_PROGRESS", "live", "in_progress"),
+        ("UPDATE_COMPLETE", "live", "not_seen"),  # idle, nothing of this run: poll again, never delete
+        ("UPDATE_COMPLETE", "sentiment-prod-new", "released"),  # released by someone else
+        ("UPDATE_ROLLBACK_FAILED", "live", "unknown"),
+    ],
+)
+def test_before_this_runs_token_shows_nothing_is_concluded_from_other_operations(
+    status: str, live: str, outcome: str
+) -> None:
+    cfn = FakeCloudFormation(status=status)
+    cfn.parameters["SageMakerEndpointName"] = live
+    cfn.event(None, "UPDATE_COMPLETE", -60)  # the last deploy before the run
+    result = release_task.handle({"action": "status", **RUN, "previous_endpoint": "live"}, settings(), cfn)
+    assert result["outcome"] == outcome, result["reason"]
+
+
+def test_no_judgement_advises_deleting_anything() -> None:
+    """The reasons end up in the notification: they say what the stack says, never what to delete."""
+    for status in ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"):
+        for token in (TOKEN, None, "Console-UpdateStack-3"):
+            for live in ("live", "sentiment-prod-new", "other"):
+                cfn = FakeCloudFormation(status=status)
+                cfn.parameters["SageMakerEndpointName"] = live
+                cfn.event(TOKEN, "UPDATE_IN_PROGRESS", 1)
+                cfn.event(token, status, 2)
+                reason = release_task.handle({"action": "status", **RUN, "previous_endpoint": "live"}, settings(), cfn)[
+                    "reason"
+                ]
+                assert "delete" not in reason.lower(), reason
+
+
 # ---- guard: what the cleanup may delete ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("endpoint", "status", "delete", "reason"),
@@ -298,6 +385,11 @@ def test_the_outcome_is_judged_by_the_parameters_and_this_runs_token(
         ("older", "UPDATE_COMPLETE", False, "older is the previous endpoint"),
         ("sentiment-prod-new", "UPDATE_IN_PROGRESS", False, "may be changing"),
         ("sentiment-prod-new", "UPDATE_ROLLBACK_COMPLETE", True, "neither the live (live) nor the previous (older)"),
+        # any state but a clean *_COMPLETE: a manual recovery may need it. Before: treated as idle, deleted.
+        ("sentiment-prod-new", "UPDATE_ROLLBACK_FAILED", False, "not a clean *_COMPLETE state"),
+        ("sentiment-prod-new", "UPDATE_FAILED", False, "not a clean *_COMPLETE state"),
+        ("sentiment-prod-new", "ROLLBACK_COMPLETE", False, "not a clean *_COMPLETE state"),
+        ("sentiment-prod-new", "IMPORT_ROLLBACK_FAILED", False, "not a clean *_COMPLETE state"),
     ],
 )
 def test_the_guard_keeps_the_live_and_previous_endpoints(endpoint: str, status: str, delete: bool, reason: str) -> None:

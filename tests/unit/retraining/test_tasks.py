@@ -52,12 +52,16 @@ def validate(s3: Any, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     )
 
 
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:sentiment-api-prod-retrain:nightly-1"
+
+
 def event(key: str = "training/data.csv", **changes: Any) -> dict[str, Any]:
     return {
         "training_data_s3_uri": f"s3://{BUCKET}/{key}",
         "job_name_prefix": "sentiment-prod",
         "min_rows_per_class": 3,
         "execution_start_time": "2026-01-05T03:04:05.678Z",
+        "execution_id": EXECUTION,
         **changes,
     }
 
@@ -87,28 +91,111 @@ def test_valid_dataset_counts_hashes_and_names_the_run(validate: ModuleType, s3:
 
 
 # ---- the run's copy: what Autopilot trains on -------------------------------------------------------------
-RUN_FOLDER = "training/runs/sentiment-prod-20260105-030405/"
+RUN_FOLDER = f"training/runs/sentiment-prod-20260105-030405-{hashlib.sha256(EXECUTION.encode()).hexdigest()[:8]}/"
+DATA_FOLDER = f"{RUN_FOLDER}data/"
 
 
-def test_the_validated_object_is_copied_for_the_run_with_a_one_object_manifest(validate: ModuleType, s3: Any) -> None:
+def keys(s3: Any, prefix: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+
+
+def test_the_validated_object_is_copied_alone_into_the_runs_data_folder(validate: ModuleType, s3: Any) -> None:
+    """Autopilot reads the data folder by S3Prefix (text classification accepts nothing else): it holds the
+    copy and nothing else. Before: a manifest (ManifestFile), which CreateAutoMLJobV2 refuses for text."""
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     put(s3, GOOD)
     version = s3.head_object(Bucket=BUCKET, Key="training/data.csv")["VersionId"]
     result = validate.validate_dataset(event(), FakeContext())
     dataset = result["dataset"]
     assert dataset["version_id"] == version
-    copy = s3.get_object(Bucket=BUCKET, Key=f"{RUN_FOLDER}train.csv")
+    copy = s3.get_object(Bucket=BUCKET, Key=f"{DATA_FOLDER}train.csv")
     assert copy["Body"].read() == GOOD.encode()
     assert dataset["training"] == {
-        "uri": f"s3://{BUCKET}/{RUN_FOLDER}train.csv",
+        "uri": f"s3://{BUCKET}/{DATA_FOLDER}train.csv",
         "version_id": copy["VersionId"],
-        "manifest_uri": f"s3://{BUCKET}/{RUN_FOLDER}manifest.json",
+        "folder": f"s3://{BUCKET}/{RUN_FOLDER}",
+        "s3_prefix": f"s3://{BUCKET}/{DATA_FOLDER}",
     }
-    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{RUN_FOLDER}manifest.json")["Body"].read())
-    assert manifest == [{"prefix": f"s3://{BUCKET}/{RUN_FOLDER}"}, "train.csv"]  # exactly one object
-    # a sibling of the key the run was started with is not part of it (the old S3Prefix pulled it in)
+    assert dataset["training"]["s3_prefix"].endswith("/")  # a folder: train.csv.bak beside it is not in it
+    assert keys(s3, "training/runs/") == [f"{DATA_FOLDER}train.csv"]  # the one object written for the run
+    # a sibling of the key the run was started with is not under the folder Autopilot reads
     put(s3, "text,label\nnot validated,positive\n", key="training/data.csv.bak")
-    assert manifest == json.loads(s3.get_object(Bucket=BUCKET, Key=f"{RUN_FOLDER}manifest.json")["Body"].read())
+    assert keys(s3, DATA_FOLDER) == [f"{DATA_FOLDER}train.csv"]
+
+
+def test_two_executions_in_the_same_second_get_their_own_folders(validate: ModuleType, s3: Any) -> None:
+    """Same prefix, same start second, so the same model version: the folder also names the execution.
+    Before: both wrote training/runs/<model version>/, the second copy over the first."""
+    put(s3, GOOD)
+    first = validate.validate_dataset(event(), FakeContext())["dataset"]["training"]
+    put(s3, GOOD.replace("t 0", "t 0 (second upload)"))
+    second = validate.validate_dataset(event(execution_id=EXECUTION + "-2"), FakeContext())["dataset"]["training"]
+    assert first["s3_prefix"] != second["s3_prefix"]
+    assert s3.get_object(Bucket=BUCKET, Key=f"{DATA_FOLDER}train.csv")["Body"].read() == GOOD.encode()
+    assert len(keys(s3, "training/runs/")) == 2
+
+
+class Recording:
+    """An S3 client that records the CopyObject requests it passes on."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+        self.copies: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    def copy_object(self, **kwargs: Any) -> Any:
+        self.copies.append(kwargs)
+        return self._s3.copy_object(**kwargs)
+
+
+def test_the_copy_is_conditional_and_copies_no_tags(validate: ModuleType, s3: Any) -> None:
+    """IfNoneMatch="*": never over an existing object; TaggingDirective=REPLACE with no tags: copying the
+    source's tags (the default, COPY) needs s3:GetObjectVersionTagging and s3:PutObjectTagging, which the
+    role lacks, so a tagged source failed the copy on AWS. Before: neither parameter."""
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=BUCKET, Key="training/data.csv", Body=GOOD.encode(), Tagging="owner=data-team")
+    head = s3.head_object(Bucket=BUCKET, Key="training/data.csv")
+    client = Recording(s3)
+    dataset_task.validate(event(), validate.settings.dataset, client)
+    (request,) = client.copies
+    assert request == {
+        "Bucket": BUCKET,
+        "Key": f"{DATA_FOLDER}train.csv",
+        "CopySource": {"Bucket": BUCKET, "Key": "training/data.csv", "VersionId": head["VersionId"]},
+        "CopySourceIfMatch": head["ETag"],
+        "IfNoneMatch": "*",
+        "TaggingDirective": "REPLACE",
+        "ChecksumAlgorithm": "SHA256",
+    }
+    assert "Tagging" not in request
+    assert s3.get_object_tagging(Bucket=BUCKET, Key=f"{DATA_FOLDER}train.csv")["TagSet"] == []
+
+
+def test_an_existing_copy_is_never_overwritten(validate: ModuleType, s3: Any) -> None:
+    """S3 refuses the conditional copy (412) because the key exists: RunCopyExists when it holds other bytes,
+    and the object that was there is unchanged; the validated bytes already there are this execution's own
+    copy (a retried task) and are used. moto ignores IfNoneMatch on CopyObject: the refusal is scripted."""
+    put(s3, GOOD)
+    s3.put_object(Bucket=BUCKET, Key=f"{DATA_FOLDER}train.csv", Body=b"another execution's copy")
+    refused = ClientError({"Error": {"Code": "PreconditionFailed", "Message": "At least one ..."}}, "CopyObject")
+
+    class Refusing(Recording):
+        def copy_object(self, **kwargs: Any) -> Any:
+            assert kwargs["IfNoneMatch"] == "*"
+            raise refused
+
+    with pytest.raises(dataset_task.RunCopyExists, match="nothing was overwritten"):
+        dataset_task.validate(event(), validate.settings.dataset, Refusing(s3))
+    assert s3.get_object(Bucket=BUCKET, Key=f"{DATA_FOLDER}train.csv")["Body"].read() == b"another execution's copy"
+
+    # the validated bytes already there (this execution's own copy, from an attempt whose answer was lost):
+    # the retry uses it; it neither fails nor writes again
+    s3.delete_object(Bucket=BUCKET, Key=f"{DATA_FOLDER}train.csv")
+    first = dataset_task.validate(event(), validate.settings.dataset, s3)["dataset"]["training"]
+    again = dataset_task.validate(event(), validate.settings.dataset, Refusing(s3))["dataset"]["training"]
+    assert again == first
 
 
 class ReplacesTheSourceBeforeCopying:
@@ -135,7 +222,7 @@ def test_a_replacement_after_validation_is_not_what_is_trained_on(validate: Modu
     dataset_task.validate(event(), validate.settings.dataset, client)
     (request,) = client.copies
     assert request["CopySource"]["VersionId"] and request["CopySourceIfMatch"]
-    assert s3.get_object(Bucket=BUCKET, Key=f"{RUN_FOLDER}train.csv")["Body"].read() == GOOD.encode()
+    assert s3.get_object(Bucket=BUCKET, Key=f"{DATA_FOLDER}train.csv")["Body"].read() == GOOD.encode()
 
 
 def test_a_copy_that_is_not_the_validated_bytes_fails(validate: ModuleType, s3: Any) -> None:
@@ -145,7 +232,7 @@ def test_a_copy_that_is_not_the_validated_bytes_fails(validate: ModuleType, s3: 
     client = ReplacesTheSourceBeforeCopying(s3, GOOD.replace("t 0", "t X"))
     with pytest.raises(dataset_task.DatasetChanged, match="not the validated object"):
         dataset_task.validate(event(), validate.settings.dataset, client)
-    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{RUN_FOLDER}manifest.json")
+    assert keys(s3, "training/runs/") == [f"{DATA_FOLDER}train.csv"]  # the copy stays, nothing trains on it
 
 
 def test_a_refused_copy_precondition_is_dataset_changed(validate: ModuleType, s3: Any) -> None:
@@ -205,6 +292,8 @@ def test_size_limit_and_missing_object(validate: ModuleType, s3: Any) -> None:
         {"min_rows_per_class": 0},
         {"min_rows_per_class": "10"},
         {"execution_start_time": "yesterday"},
+        {"execution_id": ""},
+        {"execution_id": None},
     ],
 )
 def test_invalid_requests_raise(validate: ModuleType, s3: Any, changes: dict[str, Any]) -> None:
