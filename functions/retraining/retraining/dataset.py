@@ -189,35 +189,55 @@ def copy_for_training(
     bucket, folder = config.data_bucket, f"{config.runs_prefix}{folder_name}/"
     key = f"{folder}{DATA_FOLDER}{TRAINING_FILE}"
     expected = base64.b64encode(sha256).decode("ascii")
+    request: dict[str, Any] = {
+        "Bucket": bucket,
+        "Key": key,
+        "CopySource": dict(source),
+        "CopySourceIfMatch": etag,
+        "TaggingDirective": "REPLACE",
+        "ChecksumAlgorithm": "SHA256",
+    }
+    if supports_conditional_copy(s3):
+        request["IfNoneMatch"] = "*"
+    else:
+        # The Lambda runtime's SDK may predate conditional copies: look first (not atomic, but the folder is
+        # this execution's own, so only this execution's retries write there).
+        existing = _existing_checksum(s3, bucket, key)
+        if existing is not None:
+            return _already_there(existing, expected, bucket, folder, key)
     try:
-        copied = s3.copy_object(
-            Bucket=bucket,
-            Key=key,
-            CopySource=dict(source),
-            CopySourceIfMatch=etag,
-            IfNoneMatch="*",
-            TaggingDirective="REPLACE",
-            ChecksumAlgorithm="SHA256",
-        )
+        copied = s3.copy_object(**request)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
         if code not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
             raise
         existing = _existing_checksum(s3, bucket, key)
-        if existing is not None and existing[0] == expected:
-            # This execution's own copy, from an attempt whose answer was lost (Step Functions retried the
-            # task): the validated bytes are there already; nothing is written again.
-            logger.info("run copy already made", extra={"copy": f"s3://{bucket}/{key}"})
-            return _training(bucket, folder, key, existing[1])
         if existing is not None or code in ("ConditionalRequestConflict", "409"):
-            raise RunCopyExists(
-                f"s3://{bucket}/{key} already exists and is not the validated object: nothing was overwritten, "
-                "start the run again"
-            ) from None
+            return _already_there(existing, expected, bucket, folder, key)
         raise DatasetChanged(f"s3://{bucket}/{source['Key']} changed while it was validated") from None
     if copied.get("CopyObjectResult", {}).get("ChecksumSHA256") != expected:
         raise DatasetChanged(f"the copy s3://{bucket}/{key} is not the validated object (SHA-256 differs)")
     return _training(bucket, folder, key, copied.get("VersionId"))
+
+
+def supports_conditional_copy(s3: Any) -> bool:
+    """Whether the client's S3 model has CopyObject's IfNoneMatch (added to S3 in 2025; the Lambda runtime
+    provides the SDK this function uses)."""
+    return "IfNoneMatch" in s3.meta.service_model.operation_model("CopyObject").input_shape.members
+
+
+def _already_there(
+    existing: tuple[str | None, str | None] | None, expected: str, bucket: str, folder: str, key: str
+) -> dict[str, Any]:
+    if existing is not None and existing[0] == expected:
+        # This execution's own copy, from an attempt whose answer was lost (Step Functions retried the
+        # task): the validated bytes are there already; nothing is written again.
+        logger.info("run copy already made", extra={"copy": f"s3://{bucket}/{key}"})
+        return _training(bucket, folder, key, existing[1])
+    raise RunCopyExists(
+        f"s3://{bucket}/{key} already exists and is not the validated object: nothing was overwritten, "
+        "start the run again"
+    )
 
 
 def _training(bucket: str, folder: str, key: str, version_id: str | None) -> dict[str, Any]:

@@ -198,6 +198,35 @@ def test_an_existing_copy_is_never_overwritten(validate: ModuleType, s3: Any) ->
     assert again == first
 
 
+class WithoutConditionalCopy(Recording):
+    """The S3 client of a Lambda runtime whose SDK predates CopyObject's IfNoneMatch: botocore rejects the
+    parameter before sending anything."""
+
+    def copy_object(self, **kwargs: Any) -> Any:
+        assert "IfNoneMatch" not in kwargs  # botocore would raise ParamValidationError
+        return super().copy_object(**kwargs)
+
+
+def test_an_sdk_without_conditional_copy_looks_first(
+    validate: ModuleType, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_task, "supports_conditional_copy", lambda _: False)
+    put(s3, GOOD)
+    client = WithoutConditionalCopy(s3)
+    first = dataset_task.validate(event(), validate.settings.dataset, client)["dataset"]["training"]
+    assert len(client.copies) == 1
+    again = dataset_task.validate(event(), validate.settings.dataset, client)["dataset"]["training"]
+    assert again == first and len(client.copies) == 1  # a retry uses its own copy, writes nothing
+    s3.put_object(Bucket=BUCKET, Key=f"{DATA_FOLDER}train.csv", Body=b"other bytes")
+    with pytest.raises(dataset_task.RunCopyExists):
+        dataset_task.validate(event(), validate.settings.dataset, client)
+    assert len(client.copies) == 1
+
+
+def test_the_sdk_of_this_repository_has_conditional_copy(s3: Any) -> None:
+    assert dataset_task.supports_conditional_copy(s3)
+
+
 class ReplacesTheSourceBeforeCopying:
     """An S3 client through which someone uploads another object to the key between validation and copy."""
 
