@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 EVALUATION_RANGE_EXTRA = 3
-MISSING = None
 
 
 def metric_key(metric: Mapping[str, Any]) -> tuple[str, str, frozenset[tuple[str, str]]]:

@@ -6,7 +6,7 @@ at low traffic makes 1.9 % and 2.1 % indistinguishable in practice (deploy/READM
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 STABLE_P95_MS = 100.0
 BASELINE_4XX_RATE = 0.01  # bad requests and 429s, spread over both versions by the alias' weighted routing
@@ -107,6 +107,3 @@ def at_level(scenario: Scenario, level: str) -> tuple[str, float]:
 def scenario_named(name: str) -> Scenario:
     (found,) = [s for s in SCENARIOS if s.name == name]
     return found
-
-
-__all__ = ["HEALTHY", "SCENARIOS", "Behaviour", "Scenario", "at_level", "replace", "scenario_named"]

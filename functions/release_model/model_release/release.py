@@ -107,11 +107,17 @@ def start(release: Release, settings: ReleaseSettings, cloudformation: Any) -> d
     return _submit(view, release, settings, cloudformation)
 
 
-def _submit(view: StackView, release: Release, settings: ReleaseSettings, cloudformation: Any) -> dict[str, Any]:
-    live = str(view.live_endpoint)
+def _changed_parameters(view: StackView, release: Release) -> dict[str, str]:
+    """What a release changes: the endpoint, and the previous one (the live one now) where the stack has it."""
     changed = {ENDPOINT_PARAMETER: release.endpoint}
     if PREVIOUS_ENDPOINT_PARAMETER in view.parameters:
-        changed[PREVIOUS_ENDPOINT_PARAMETER] = live
+        changed[PREVIOUS_ENDPOINT_PARAMETER] = str(view.live_endpoint)
+    return changed
+
+
+def _submit(view: StackView, release: Release, settings: ReleaseSettings, cloudformation: Any) -> dict[str, Any]:
+    live = str(view.live_endpoint)
+    changed = _changed_parameters(view, release)
     update: dict[str, Any] = {
         "StackName": view.stack_id,
         "UsePreviousTemplate": True,
@@ -176,10 +182,7 @@ def _manual(view: StackView, release: Release, settings: ReleaseSettings) -> dic
     if live == release.endpoint and view.clean:  # a person released it: success, nothing to do
         logger.info("released by hand", extra={"endpoint": release.endpoint, "status": view.status})
         return {**answer, "status": "already_released", "previous_endpoint": view.previous_endpoint}
-    changed = {ENDPOINT_PARAMETER: release.endpoint}
-    if PREVIOUS_ENDPOINT_PARAMETER in view.parameters:
-        changed[PREVIOUS_ENDPOINT_PARAMETER] = live
-    overrides = " ".join(f"{key}={value}" for key, value in changed.items())
+    overrides = " ".join(f"{key}={value}" for key, value in _changed_parameters(view, release).items())
     logger.info("manual release", extra={"endpoint": release.endpoint, "status": view.status})
     return {
         **answer,
