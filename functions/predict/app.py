@@ -1,5 +1,5 @@
-"""POST /predict: entry point only. The use case is prediction.usecase (this folder); the request path it
-shares with GET /explain is the sentiment_api layer."""
+"""POST /predict and POST /predict/batch: entry point only. The use cases are prediction.usecase (this
+folder); the request path they share with GET /explain is the sentiment_api layer."""
 
 from __future__ import annotations
 
@@ -7,15 +7,20 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from prediction.cache import CachedEndpoint
 from prediction.config import PredictSettings
 from prediction.endpoint import SageMakerEndpoint
 from prediction.usecase import predict as predict_sentiment
+from prediction.usecase import predict_batch
+from sentiment_api.deadline import Deadline
 from sentiment_api.http import create_resolver, handle, ok
 from sentiment_api.observability import logger, metrics, tracer
 from sentiment_api.ratelimit import DynamoDbRateLimiter
 
 settings = PredictSettings.from_env()  # cold start: fails the init phase when configuration is missing
-endpoint = SageMakerEndpoint.from_settings(settings.endpoint)
+endpoint = CachedEndpoint.wrap(
+    SageMakerEndpoint.from_settings(settings.endpoint), settings.endpoint.name, settings.cache
+)
 limiter = DynamoDbRateLimiter.from_settings(settings.api.rate_limit)
 metrics.set_default_dimensions(Stage=settings.api.stage)
 app = create_resolver(limiter, fail_open=settings.api.rate_limit.fail_open)
@@ -31,6 +36,20 @@ def predict() -> Response:
         app.context["correlation_id"],
         endpoint,
         app.context["deadline"],
+    )
+    return ok(body, app)
+
+
+@app.post("/predict/batch")
+def predict_many() -> Response:
+    event = app.current_event
+    body = predict_batch(
+        event.body,
+        bool(event.is_base64_encoded),
+        event.headers.get("content-type"),
+        app.context["correlation_id"],
+        endpoint,
+        Deadline.for_invocation(settings.batch_budget_s, app.lambda_context),  # one call of up to 25 texts
     )
     return ok(body, app)
 

@@ -8,17 +8,19 @@ see :class:`SentimentModel`, so a new format is one more loader function here an
 Formats:
 
 ``onnx-transformer-v1``
-    A fine-tuned transformer encoder + classification head exported to ONNX (``files.model``, dynamically
-    int8-quantised) and its Hugging Face ``tokenizers`` file (``files.tokenizer``); the manifest pins both
-    (``model_sha256``, ``tokenizer_sha256``) and ``max_length`` (tokens; longer texts are truncated). The graph
-    takes ``input_ids`` and ``attention_mask`` (int64, ``[batch, sequence]``) and returns ``logits``
-    (``[batch, len(labels)]``) that are already temperature-scaled, so their softmax is the calibrated
-    probability. Runs with onnxruntime + tokenizers only (no torch). Both files are read once, hashed, and the
-    verified bytes are what onnxruntime and the tokenizer are built from (no second read of the files).
-    Threads: ``SENTIMENT_MODEL_THREADS`` (onnxruntime ``intra_op_num_threads``, default
-    :data:`DEFAULT_ONNX_THREADS`). Texts per graph run: ``SENTIMENT_MODEL_BATCH`` (default
-    :data:`DEFAULT_ONNX_BATCH`; larger batches are length-sorted and padded to their longest sequence, faster
-    in bulk, but dynamic int8 quantisation then makes a text's probabilities depend slightly on its batch).
+    A fine-tuned transformer encoder + classification head exported to ONNX (``files.model``: int8 weights;
+    the shipped graph is weight-only, :mod:`sentiment_model.weight_only`) and its Hugging Face ``tokenizers``
+    file (``files.tokenizer``); the manifest pins both (``model_sha256``, ``tokenizer_sha256``) and
+    ``max_length`` (tokens; longer texts are truncated). The graph takes ``input_ids`` and ``attention_mask``
+    (int64, ``[batch, sequence]``) and returns ``logits`` (``[batch, len(labels)]``) that are already
+    temperature-scaled, so their softmax is the calibrated probability. Runs with onnxruntime + tokenizers
+    only (no torch). Both files are read once, hashed, and the verified bytes are what onnxruntime and the
+    tokenizer are built from (no second read of the files). Threads: ``SENTIMENT_MODEL_THREADS``
+    (onnxruntime ``intra_op_num_threads``, default :data:`DEFAULT_ONNX_THREADS`). Texts per graph run:
+    ``SENTIMENT_MODEL_BATCH`` (default :data:`DEFAULT_ONNX_BATCH`); the texts of a call are length-sorted
+    and padded to the longest of each run. A text's answer does not depend on the texts it shares a run
+    with (the products are float32 and no activation scale is shared between rows; tested to 1e-6), so
+    batching is only a speed choice.
 
 ``skops-sklearn-v1``
     ``model.skops``: a scikit-learn ``Pipeline`` in the skops format, whose sha256 the manifest pins
@@ -48,10 +50,9 @@ ONNX_THREADS_ENV = "SENTIMENT_MODEL_THREADS"
 ONNX_BATCH_ENV = "SENTIMENT_MODEL_BATCH"
 # Measured on the 2-core development machine (bench/model_latency.py, single text): see docs/model-card.md.
 DEFAULT_ONNX_THREADS = 1
-# One text per graph run by default: the int8 graph quantises activations dynamically, with one scale per
-# tensor, so in a padded batch a text's logits depend on its companions (about 3% of vader_test labels change
-# between batch sizes 1 and 256). Batch 1 makes every answer a function of the text alone, as the API serves it.
-DEFAULT_ONNX_BATCH = 1
+# Texts per graph run: 4 was the fastest for batches of 25 short texts on the 2-core machine (1: 167, 4: 186,
+# 8: 169, 25: 105 texts/s; docs/model-card.md). Larger runs pad more and lose cache locality.
+DEFAULT_ONNX_BATCH = 4
 ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OUTPUT = "logits"
 SKOPS_MODEL_FILENAME = "model.skops"
@@ -288,8 +289,8 @@ def pad(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True, slots=True)
 class OnnxTransformerModel:
     """Tokenise (truncating to ``max_length`` tokens), run the ONNX graph ``batch_size`` texts at a time
-    (batches larger than one are length-sorted and padded with 0 to their longest sequence), softmax the
-    (already temperature-scaled) logits."""
+    (length-sorted, each run padded with 0 to its longest sequence), softmax the (already temperature-scaled)
+    logits."""
 
     labels: tuple[str, ...]
     version: str
@@ -308,7 +309,7 @@ class OnnxTransformerModel:
             return out
         encodings = tokenize(self.tokenizer, texts)
         order = list(range(len(texts)))
-        if self.batch_size > 1 and len(texts) > self.batch_size:  # similar lengths together: less padding
+        if self.batch_size > 1:  # similar lengths together: less padding
             order.sort(key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
@@ -351,6 +352,12 @@ def _load_onnx_transformer(path: Path, manifest: dict[str, Any]) -> SentimentMod
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
+    # Keep DequantizeLinear -> MatMul in float32: the weights are dequantised once, at load (constant folding),
+    # and every product is float32. Left to itself, onnxruntime fuses the pair into MatMulNBits, whose int8
+    # activation path changed one vader_test text's logits by 2.3e-4 between a run alone and a run of two
+    # (tests/unit/model/test_onnx_runtime.py): answers would depend on the batch again. No effect on graphs
+    # without DequantizeLinear weights.
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
     try:
         session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several types (Fail, InvalidGraph, ...) for a bad model

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -32,21 +32,36 @@ MAX_MODEL_VERSION_CHARS = 128  # predict_response.json: model_version maxLength
 class SentimentEndpoint(Protocol):
     def classify(self, text: str, correlation_id: str, deadline: Deadline) -> Prediction: ...
 
+    def classify_batch(self, texts: Sequence[str], correlation_id: str, deadline: Deadline) -> list[Prediction]:
+        """One prediction per text, in order, from one call to the endpoint."""
+        ...
 
-def read_answer(body: bytes, content_type: str | None, custom_attributes: str | None = None) -> Prediction:
-    """The one prediction of an answer, scores rounded to 6 digits; anything unusable is a ModelError (502).
-    A model_version in the answer wins over the one in CustomAttributes; either is cut to the schema's 128
-    characters (an over-long version is no reason to refuse a good prediction)."""
+
+def read_answers(
+    body: bytes, content_type: str | None, custom_attributes: str | None = None, expected: int = 1
+) -> list[Prediction]:
+    """The ``expected`` predictions of an answer, scores rounded to 6 digits; anything unusable (another
+    number of predictions included) is a ModelError (502). A model_version in the answer wins over the one in
+    CustomAttributes; either is cut to the schema's 128 characters (an over-long version is no reason to
+    refuse a good prediction)."""
     try:
-        prediction = wire.parse_answer(body, content_type)
+        predictions = wire.parse_answers(body, content_type, expected, custom_attributes)
     except wire.WireError:
         raise ModelError() from None
+    return [_within_schema(p.rounded()) for p in predictions]
+
+
+def _within_schema(prediction: Prediction) -> Prediction:
     version = prediction.model_version
-    if version is None:
-        version = wire.custom_attribute(custom_attributes, "model_version")
     if version is not None and len(version) > MAX_MODEL_VERSION_CHARS:
-        version = version[:MAX_MODEL_VERSION_CHARS]  # the documented shape; the label and scores are still good
-    return replace(prediction.rounded(), model_version=version)
+        return replace(prediction, model_version=version[:MAX_MODEL_VERSION_CHARS])  # label and scores are good
+    return prediction
+
+
+def read_answer(body: bytes, content_type: str | None, custom_attributes: str | None = None) -> Prediction:
+    """The one prediction of an answer to one text (read_answers)."""
+    (prediction,) = read_answers(body, content_type, custom_attributes)
+    return prediction
 
 
 def map_client_error(exc: Exception) -> Exception:
@@ -86,7 +101,9 @@ _CLIENT_FAILURES = (ClientError, HTTPClientError, BotocoreConnectionError, Respo
 class SageMakerEndpoint:
     """InvokeEndpoint with explicit timeouts, and retries decided here, inside the request's deadline:
     botocore makes one attempt per call (its retry mode and backoff differ between botocore versions, and
-    the Lambda runtime's botocore is not the one the tests pin)."""
+    the Lambda runtime's botocore is not the one the tests pin). A batch goes through a second client whose
+    read timeout allows for the texts it carries (``batch_client``; botocore takes timeouts per client, not
+    per call)."""
 
     def __init__(
         self,
@@ -95,51 +112,76 @@ class SageMakerEndpoint:
         max_attempts: int = 1,
         attempt_s: float = 0.75,
         sleep: Callable[[float], None] = time.sleep,
+        batch_client: Callable[[], Any] | None = None,
+        batch_attempt_s: float | None = None,
     ) -> None:
         self._client = client
         self._endpoint_name = endpoint_name
         self._max_attempts = max_attempts
         self._attempt_s = attempt_s  # the worst case of one attempt: connect + read timeout
         self._sleep = sleep
+        self._make_batch_client = batch_client or (lambda: client)
+        self._batch_client: Any = None
+        self._batch_attempt_s = attempt_s if batch_attempt_s is None else batch_attempt_s
+
+    @property
+    def name(self) -> str:
+        return self._endpoint_name
 
     @classmethod
     def from_settings(cls, settings: EndpointSettings) -> SageMakerEndpoint:
-        config = Config(
-            connect_timeout=settings.connect_timeout_s,
-            read_timeout=settings.read_timeout_s,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            tcp_keepalive=True,
-        )
+        def client(read_timeout_s: float) -> Any:
+            config = Config(
+                connect_timeout=settings.connect_timeout_s,
+                read_timeout=read_timeout_s,
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                tcp_keepalive=True,
+            )
+            return aws.client("sagemaker-runtime", config)
+
         return cls(
-            aws.client("sagemaker-runtime", config),
+            client(settings.read_timeout_s),
             settings.name,
             max_attempts=settings.max_attempts,
             attempt_s=settings.attempt_s,
+            batch_client=lambda: client(settings.batch_read_timeout_s),  # built on the first batch only
+            batch_attempt_s=settings.batch_attempt_s,
         )
 
     def classify(self, text: str, correlation_id: str, deadline: Deadline) -> Prediction:
-        if not deadline.allows(self._attempt_s):
+        (prediction,) = self._call(self._client, self._attempt_s, [text], correlation_id, deadline)
+        return prediction
+
+    def classify_batch(self, texts: Sequence[str], correlation_id: str, deadline: Deadline) -> list[Prediction]:
+        if self._batch_client is None:
+            self._batch_client = self._make_batch_client()
+        return self._call(self._batch_client, self._batch_attempt_s, texts, correlation_id, deadline)
+
+    def _call(
+        self, client: Any, attempt_s: float, texts: Sequence[str], correlation_id: str, deadline: Deadline
+    ) -> list[Prediction]:
+        if not deadline.allows(attempt_s):
             # not even one attempt fits (the invocation is almost out of time): a 504 of ours now, rather than
             # Lambda's timeout, which API Gateway answers with a bare 500
             raise ModelTimeout()
         attempt = 1
         while True:
             try:
-                return self._invoke(text, correlation_id)
+                return self._invoke(client, texts, correlation_id)
             except _CLIENT_FAILURES as exc:
                 again = attempt < self._max_attempts and retryable(exc)
-                if not again or not deadline.allows(RETRY_BACKOFF_S + self._attempt_s):
+                if not again or not deadline.allows(RETRY_BACKOFF_S + attempt_s):
                     raise map_client_error(exc) from exc
             self._sleep(RETRY_BACKOFF_S)
             attempt += 1
 
-    def _invoke(self, text: str, correlation_id: str) -> Prediction:
-        response = self._client.invoke_endpoint(
+    def _invoke(self, client: Any, texts: Sequence[str], correlation_id: str) -> list[Prediction]:
+        response = client.invoke_endpoint(
             EndpointName=self._endpoint_name,
             ContentType=wire.REQUEST_CONTENT_TYPE,
             Accept=wire.ACCEPT,
-            Body=wire.encode_texts([text]),
+            Body=wire.encode_texts(texts),
             CustomAttributes=wire.custom_attributes(correlation_id=correlation_id),
         )
         body = response["Body"].read()
-        return read_answer(body, response.get("ContentType"), response.get("CustomAttributes"))
+        return read_answers(body, response.get("ContentType"), response.get("CustomAttributes"), len(texts))

@@ -10,17 +10,42 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentiment_api.errors import EmptyText, InvalidEncoding, InvalidJson, PayloadTooLarge, UnsupportedMediaType
+from sentiment_api.errors import (
+    ApiError,
+    EmptyText,
+    InvalidEncoding,
+    InvalidJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from sentiment_api.schemas import compile_schema, validate_input
-from sentiment_core.contract import MAX_BODY_BYTES
+from sentiment_core.contract import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
 
 SCHEMAS = Path(__file__).with_name("schemas")
 _PREDICT_REQUEST = compile_schema(SCHEMAS / "predict_request.json")
+_BATCH_REQUEST = compile_schema(SCHEMAS / "predict_batch_request.json")
+_BATCH_TEXT = compile_schema(SCHEMAS / "predict_batch_request.json", "text")
 
 
 @dataclass(frozen=True, slots=True)
 class PredictRequest:
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """An item of a batch that cannot be scored: its index, and the code and message /predict would answer."""
+
+    index: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    size: int
+    texts: dict[int, str]  # index -> text, for the items that can be scored
+    errors: list[ItemError]
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -44,33 +69,70 @@ def body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
         raise InvalidEncoding("The body is marked base64-encoded but is not valid base64.") from None
 
 
-def parse_predict_request(body: str | None, is_base64_encoded: bool, content_type: str | None) -> PredictRequest:
+def json_document(
+    body: str | None, is_base64_encoded: bool, content_type: str | None, max_bytes: int, example: str
+) -> object:
+    """The JSON document of a request body, checked in the documented order (content type, base64, size,
+    empty, UTF-8, JSON)."""
     check_content_type(content_type)
     raw = body_bytes(body, is_base64_encoded)
-    if len(raw) > MAX_BODY_BYTES:
+    if len(raw) > max_bytes:
         raise PayloadTooLarge(
-            f"The body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES} bytes (UTF-8, after base64 decoding)."
+            f"The body is {len(raw)} bytes; the limit is {max_bytes} bytes (UTF-8, after base64 decoding)."
         )
     if not raw.strip():
-        raise InvalidJson('The body is empty; send a JSON object such as {"text": "..."}.')
+        raise InvalidJson(f"The body is empty; send a JSON object such as {example}.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidEncoding(f"The body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidJson(f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
     except RecursionError:
         raise InvalidJson("The body is not valid JSON: nested too deeply.") from None
-    valid = validate_input(_PREDICT_REQUEST, document)
-    text = valid["text"]
+
+
+def parse_predict_request(body: str | None, is_base64_encoded: bool, content_type: str | None) -> PredictRequest:
+    document = json_document(body, is_base64_encoded, content_type, MAX_BODY_BYTES, '{"text": "..."}')
+    text = validate_input(_PREDICT_REQUEST, document)["text"]
+    check_encodable(text)
+    check_text(text)
+    return PredictRequest(text=text)
+
+
+def check_encodable(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidEncoding("text contains an unpaired UTF-16 surrogate escape (e.g. \\ud800).") from None
-    check_text(text)
-    return PredictRequest(text=text)
+
+
+def parse_batch_request(body: str | None, is_base64_encoded: bool, content_type: str | None) -> BatchRequest:
+    """Request-level problems raise (the usual 4xx); item-level ones become ItemErrors, with the codes
+    /predict uses for the same text (VALIDATION_ERROR, INVALID_ENCODING, EMPTY_TEXT)."""
+    document = json_document(body, is_base64_encoded, content_type, MAX_BATCH_BODY_BYTES, '{"texts": ["..."]}')
+    items = validate_input(_BATCH_REQUEST, document)["texts"]
+    texts: dict[int, str] = {}
+    errors: list[ItemError] = []
+    for index, item in enumerate(items):
+        try:
+            texts[index] = check_item(index, item)
+        except ApiError as exc:
+            errors.append(ItemError(index, exc.code, exc.message))
+    return BatchRequest(size=len(items), texts=texts, errors=errors)
+
+
+def check_item(index: int, item: object) -> str:
+    where = f"texts[{index}]"
+    text: str = validate_input(_BATCH_TEXT, item, root=where)
+    try:
+        check_encodable(text)
+        check_text(text)
+    except ApiError as exc:  # the same rule as /predict's, said of this item
+        raise type(exc)(exc.message.replace("text ", f"{where} ", 1)) from None
+    return text
 
 
 def check_text(text: str) -> None:

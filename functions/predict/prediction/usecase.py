@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from sentiment_api.deadline import Deadline
-from sentiment_api.observability import count, timed
+from sentiment_api.observability import MetricUnit, count, metrics, timed
 from sentiment_api.schemas import compile_schema, validate_output
-from sentiment_core.wire import Prediction
+from sentiment_core.wire import Prediction, model_version_of
 
 from .endpoint import SentimentEndpoint
-from .request import SCHEMAS, parse_predict_request
+from .request import SCHEMAS, parse_batch_request, parse_predict_request
 
 _PREDICT_RESPONSE = compile_schema(SCHEMAS / "predict_response.json")
+_BATCH_RESPONSE = compile_schema(SCHEMAS / "predict_batch_response.json")
 
 
 def predict(
@@ -28,17 +29,59 @@ def predict(
     request = parse_predict_request(body, is_base64_encoded, content_type)
     with timed("ModelLatency"):
         answer = endpoint.classify(request.text, correlation_id, deadline)
+    count_prediction(answer)
+    return response_body(answer)
+
+
+def predict_batch(
+    body: str | None,
+    is_base64_encoded: bool,
+    content_type: str | None,
+    correlation_id: str,
+    endpoint: SentimentEndpoint,
+    deadline: Deadline,
+) -> dict[str, Any]:
+    """The 200 body for one POST /predict/batch body: one endpoint call for the items that can be scored
+    (none when no item can), the others in ``errors``."""
+    request = parse_batch_request(body, is_base64_encoded, content_type)
+    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=request.size)
+    for error in request.errors:
+        count("BatchItemErrors", "ErrorCode", error.code)
+    indexes = sorted(request.texts)
+    answers: list[Prediction] = []
+    if indexes:
+        with timed("ModelLatency"):
+            answers = endpoint.classify_batch([request.texts[i] for i in indexes], correlation_id, deadline)
+    results = []
+    for index, answer in zip(indexes, answers, strict=True):
+        count_prediction(answer)
+        results.append({"index": index, **result_fields(answer)})
+    body_out: dict[str, Any] = {
+        "results": results,
+        "errors": [{"index": e.index, "code": e.code, "message": e.message} for e in request.errors],
+    }
+    version = model_version_of(answers)
+    if version is not None:
+        body_out["model_version"] = version
+    return validate_output(_BATCH_RESPONSE, body_out, "batch response")
+
+
+def count_prediction(answer: Prediction) -> None:
     count("Predictions", "Label", answer.label)
     # the label mix per model version: drift and canary comparisons of models (the artefact's version)
     count("PredictionsByModel", "ModelVersion", answer.model_version or "unknown", Label=answer.label)
-    return response_body(answer)
+
+
+def result_fields(answer: Prediction) -> dict[str, Any]:
+    fields: dict[str, Any] = {"sentiment": answer.label}
+    if answer.scores is not None:
+        fields["scores"] = answer.scores
+    return fields
 
 
 def response_body(answer: Prediction) -> dict[str, Any]:
     """The 200 body, validated against the output schema before it leaves."""
-    body: dict[str, Any] = {"sentiment": answer.label}
-    if answer.scores is not None:
-        body["scores"] = answer.scores
+    body = result_fields(answer)
     if answer.model_version is not None:
         body["model_version"] = answer.model_version
     return validate_output(_PREDICT_RESPONSE, body, "response")

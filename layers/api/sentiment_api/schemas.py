@@ -18,9 +18,11 @@ Validator = Callable[[Any], Any]
 ERROR_SCHEMA = Path(__file__).with_name("schemas") / "error.json"
 
 
-def compile_schema(path: Path) -> Validator:
-    """Compiles the JSON Schema document at ``path`` (call it at import time: once per cold start)."""
-    return fastjsonschema.compile(json.loads(path.read_text("utf-8")))
+def compile_schema(path: Path, definition: str | None = None) -> Validator:
+    """Compiles the JSON Schema document at ``path``, or its ``definitions`` entry ``definition`` (call it at
+    import time: once per cold start)."""
+    schema = json.loads(path.read_text("utf-8"))
+    return fastjsonschema.compile(schema if definition is None else schema["definitions"][definition])
 
 
 _TYPE_NAMES = {
@@ -34,19 +36,20 @@ _TYPE_NAMES = {
 }
 
 
-def _where(path: list[Any]) -> str:
+def _where(path: list[Any], root: str = "") -> str:
     """``text``, ``texts[3]``, or ``body`` for the root. Only names the schema defines reach a path: unknown
-    properties fail at their parent (additionalProperties: false)."""
-    where = ""
+    properties fail at their parent (additionalProperties: false). ``root`` names what the validated
+    document is, when it is a part of the body (``texts[3]``)."""
+    where = root
     for part in path[1:]:
         where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
     return where or "body"
 
 
-def explain(exc: fastjsonschema.JsonSchemaValueException) -> str:
+def explain(exc: fastjsonschema.JsonSchemaValueException, root: str = "") -> str:
     """The client's message for a schema violation, written here from the rule that failed and the schema's
     own values: never the validator's text, which quotes the client's data (an unknown property's name)."""
-    where, rule, value = _where(list(exc.path)), exc.rule, exc.rule_definition
+    where, rule, value = _where(list(exc.path), root), exc.rule, exc.rule_definition
     definition = exc.definition if isinstance(exc.definition, dict) else {}
     if rule == "type":
         names = value if isinstance(value, list) else [value]
@@ -63,13 +66,13 @@ def explain(exc: fastjsonschema.JsonSchemaValueException) -> str:
     return f"{where} is not valid ({rule})."
 
 
-def validate_input(validator: Validator, document: Any) -> dict[str, Any]:
-    """A parsed request body; raises ValidationFailed (400) with our explanation (``explain``)."""
+def validate_input(validator: Validator, document: Any, root: str = "") -> Any:
+    """A parsed request body (or the part of it named ``root``); raises ValidationFailed (400) with our
+    explanation (``explain``)."""
     try:
-        valid: dict[str, Any] = validator(document)
+        return validator(document)
     except fastjsonschema.JsonSchemaValueException as exc:
-        raise ValidationFailed(explain(exc)) from None
-    return valid
+        raise ValidationFailed(explain(exc, root)) from None
 
 
 def validate_output(validator: Validator, document: dict[str, Any], what: str) -> dict[str, Any]:

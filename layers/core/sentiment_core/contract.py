@@ -11,6 +11,10 @@ LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 MAX_BODY_BYTES = 1024
 #: ... and this many characters of text (predict_request.json says the same as maxLength).
 MAX_TEXT_CHARS = 1024
+#: POST /predict/batch: at most this many texts (predict_batch_request.json: maxItems) in a body of at most
+#: this many bytes (counted like /predict's). A batch counts as one request for the per-user limit.
+MAX_BATCH_TEXTS = 25
+MAX_BATCH_BODY_BYTES = 32_768
 
 #: The correlation-id header clients may send and every answer carries.
 CORRELATION_HEADER = "x-correlation-id"

@@ -83,8 +83,8 @@ def test_the_shipped_artefact_loads_with_the_manifest_version_and_labels(model: 
     assert model.labels == tuple(manifest["labels"]) == LABELS
 
 
-def test_defaults_are_one_thread_and_one_text_per_run(model: SentimentModel):
-    assert (model.threads, model.batch_size) == (DEFAULT_ONNX_THREADS, DEFAULT_ONNX_BATCH) == (1, 1)  # type: ignore[attr-defined]
+def test_defaults_are_one_thread_and_four_texts_per_run(model: SentimentModel):
+    assert (model.threads, model.batch_size) == (DEFAULT_ONNX_THREADS, DEFAULT_ONNX_BATCH) == (1, 4)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -138,27 +138,51 @@ def test_long_texts_are_truncated_to_max_length_tokens(model: SentimentModel, ma
     assert ids[1, 3:].tolist() == [0] * (manifest["max_length"] - 3)
 
 
-def test_answers_do_not_depend_on_the_batch_at_the_default_batch_size(model: SentimentModel):
+def test_the_graph_is_weight_only_int8(manifest: dict):
+    """No DynamicQuantizeLinear: nothing computes one activation scale for a whole batch."""
+    onnx = pytest.importorskip("onnx")  # requirements/eval.txt pins it; skipped only outside the dev venv
+    graph = onnx.load(str(SHIPPED / manifest["files"]["model"])).graph
+    ops = {node.op_type for node in graph.node}
+
+    assert "DynamicQuantizeLinear" not in ops and "MatMulInteger" not in ops
+    assert "DequantizeLinear" in ops
+    assert manifest["derived_from"]["conversion"].startswith("weight-only-int8")
+
+
+BATCH_INVARIANCE_TOLERANCE = 1e-6  # the API's promise: the same label, scores within 1e-6, alone or in a batch
+
+
+@pytest.mark.parametrize("batch_size", ["1", "4", "25", "64"])
+def test_a_texts_answer_does_not_depend_on_its_batch(monkeypatch: pytest.MonkeyPatch, batch_size: str):
+    monkeypatch.setenv("SENTIMENT_MODEL_BATCH", batch_size)
+    batched = load_model(SHIPPED)
+    clauses = ["the app crashed twice", "support answered quickly", "delivery was on Tuesday", "I hate the new menu",
+               "prices went up again", "it works, I guess", "love the dark mode"]  # fmt: skip
+    varied = [", but ".join(clauses[j % 7] for j in range(i, i + 1 + i % 9)) for i in range(40)]  # 4 to 60 tokens
+    # a vader_test text whose logits moved by 2.3e-4 between a run alone and any run of two or more, when
+    # onnxruntime fused the weight-only graph into MatMulNBits (int8 activations): why the runtime keeps it float
+    moved = (
+        "the files are there, but i could not access the player without removing the battery, waiting a short "
+        "period and re-inserting the battery."
+    )
+    texts = [moved, *ROBUSTNESS_TEXTS.values(), *varied] * 2  # longer than one run at every size; repeats elsewhere
+
+    together = batched.predict_proba(texts)
+    alone = np.vstack([batched.predict_proba([t]) for t in texts])
+
+    assert np.abs(together - alone).max() < BATCH_INVARIANCE_TOLERANCE
+    assert together.argmax(axis=1).tolist() == alone.argmax(axis=1).tolist()
+    reversed_order = batched.predict_proba(texts[::-1])[::-1]  # other companions, other padding
+    assert np.abs(reversed_order - alone).max() < BATCH_INVARIANCE_TOLERANCE
+
+
+def test_more_threads_give_the_same_answers(monkeypatch: pytest.MonkeyPatch, model: SentimentModel):
+    monkeypatch.setenv("SENTIMENT_MODEL_THREADS", "2")
+    threaded = load_model(SHIPPED)
     texts = list(ROBUSTNESS_TEXTS.values())
 
-    together = model.predict_proba(texts)
-    alone = np.vstack([model.predict_proba([t]) for t in texts])
-
-    assert np.array_equal(together, alone)
-
-
-def test_larger_batches_pad_and_stay_close(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("SENTIMENT_MODEL_BATCH", "4")
-    monkeypatch.setenv("SENTIMENT_MODEL_THREADS", "2")
-    batched = load_model(SHIPPED)
-    texts = ["I love it", "I hate this so much, never again", "", "It is Tuesday", "ok", "Awful!!!"]
-
-    proba = batched.predict_proba(texts)
-
-    assert (batched.batch_size, batched.threads) == (4, 2)  # type: ignore[attr-defined]
-    assert np.allclose(proba.sum(axis=1), 1.0)
-    single = np.vstack([batched.predict_proba([t]) for t in texts])
-    assert np.abs(proba - single).max() < 0.1  # int8 activations are quantised per batch: close, not equal
+    assert threaded.threads == 2  # type: ignore[attr-defined]
+    assert np.abs(threaded.predict_proba(texts) - model.predict_proba(texts)).max() < BATCH_INVARIANCE_TOLERANCE
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "100000"])
