@@ -20,11 +20,11 @@ REGION    ?= us-east-1
 # sam build needs a working python3.12 on PATH (the pyenv shim alone fails): put the real one first.
 PY312_DIR := $(shell dirname "$$(scripts/find-python.sh 3.12 2>/dev/null || echo /nonexistent/python3.12)")
 export PATH := $(PY312_DIR):$(PATH)
-# The same search path as pyproject's pytest pythonpath (the layers, each function's package, local, model).
-export PYTHONPATH := layers/core:layers/api:functions/predict:functions/explain:functions/canary_hooks:functions/retraining:functions/release_model:local:model
+# The same search path as pyproject's pytest pythonpath (the layers, each function's package, local, model, client).
+export PYTHONPATH := layers/core:layers/api:functions/predict:functions/explain:functions/canary_hooks:functions/retraining:functions/release_model:local:model:client
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv venv-sam venv-checkov node model train-model run token test check lint types validate build bench soak eval simulate-release \
+.PHONY: help venv venv-sam venv-checkov node model train-model run token score test check lint types validate build bench soak eval simulate-release \
 	governance governance-bundle diagram clean
 
 help: ## list targets
@@ -51,6 +51,10 @@ run: venv ## start the local stack: HTTP API on :$(PORT) (JWT checked) -> predic
 token: venv ## print a development bearer token (SUB=alice selects the user)
 	@$(PY) -m local_stack token --sub $(SUB)
 
+score: venv ## score a CSV through the API: IN=in.csv OUT=out.csv [COLUMN=text] [URL=https://...] (resumable)
+	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo "usage: make score IN=<input.csv> OUT=<output.csv> [COLUMN=text] [URL=<api url>] (the local stack by default: make run)" >&2; exit 2; }
+	@$(PY) -m sentiment_client score "$(IN)" "$(OUT)" --column "$(or $(COLUMN),text)"$(if $(URL), --url "$(URL)")
+
 test: venv venv-sam venv-checkov node model ## set up from scratch and run every check and test (what CI runs)
 	@$(MAKE) --no-print-directory lint types
 	@$(PY) -m pytest -q --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
@@ -65,7 +69,7 @@ lint: venv ## ruff (format check + lint) + cfn-lint on the SAM template
 types: venv ## mypy on the shipped code
 	@$(VENV)/bin/mypy layers/core/sentiment_core layers/api/sentiment_api functions/predict/prediction \
 		functions/explain/explanation functions/canary_hooks/canary functions/retraining/retraining functions/release_model/model_release local/local_stack \
-		model/sentiment_model governance tools/release_simulator
+		model/sentiment_model governance tools/release_simulator client/sentiment_client
 	@# every entry point is a module named `app` (as Lambda sees it): one run per function folder
 	@for app in functions/*/app.py; do $(VENV)/bin/mypy "$$app" || exit 1; done
 

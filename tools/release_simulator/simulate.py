@@ -153,11 +153,10 @@ class FakeLambdaClient:
         failed = self._sim.next_canary_request_fails(behaviour)
         status = 502 if failed else case.status
         body: dict[str, Any]
-        if status == 200:
-            body = {"sentiment": case.label, "scores": {}, "model_version": "simulated"}
+        if failed:
+            body = {"error": {"code": "MODEL_ERROR", "message": "simulated", "correlation_id": correlation_id}}
         else:
-            code = "MODEL_ERROR" if failed else case.error_code
-            body = {"error": {"code": code, "message": "simulated", "correlation_id": correlation_id}}
+            body = case.passing_body()
         answer = {"statusCode": status, "headers": {CORRELATION_HEADER: correlation_id}, "body": json.dumps(body)}
         log = ""
         if behaviour.publishes_metrics:

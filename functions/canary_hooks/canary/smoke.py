@@ -1,6 +1,8 @@
 """BeforeAllowTraffic: smoke-test the new version before any traffic shifts, then arm the version-aware
 rollback alarms. The new version is invoked directly (not through the alias) with one payload-v2 event per
-case: one text per label (sentiment_core.contract.SMOKE_TEXTS), one invalid body, one oversize body.
+case: one text per label (sentiment_core.contract.SMOKE_TEXTS), one invalid body, one oversize body, and one
+POST /predict/batch with the three texts and an empty one (three labels in order, one EMPTY_TEXT item; the
+texts differ from the single cases' by a trailing space, so the answer cache cannot answer them).
 
 Each answer is checked, and so is the invocation's log tail (Invoke with LogType=Tail returns its last
 4 KB): it must hold the embedded-metric-format document with the version's Requests metric. A version that
@@ -34,6 +36,20 @@ class SmokeCase:
     status: int
     label: str | None = None  # for 200
     error_code: str | None = None  # for 4xx
+    path: str = "/predict"
+    batch: tuple[tuple[str, str], ...] = ()  # POST /predict/batch: ("label", l) or ("error", code) per item
+
+    def passing_body(self) -> dict[str, Any]:
+        """The smallest answer body that passes check_answer (the simulator's and the tests' healthy version)."""
+        if self.batch:
+            results = [{"index": i, "sentiment": v} for i, (kind, v) in enumerate(self.batch) if kind == "label"]
+            errors = [
+                {"index": i, "code": v, "message": "..."} for i, (kind, v) in enumerate(self.batch) if kind == "error"
+            ]
+            return {"results": results, "errors": errors}
+        if self.status == 200:
+            return {"sentiment": self.label}
+        return {"error": {"code": self.error_code, "message": "...", "correlation_id": "x"}}
 
 
 def smoke_cases() -> list[SmokeCase]:
@@ -43,16 +59,21 @@ def smoke_cases() -> list[SmokeCase]:
     cases.append(SmokeCase("invalid-body", '{"text": "an unterminated string', 400, error_code="INVALID_JSON"))
     oversize = json.dumps({"text": "a" * (MAX_BODY_BYTES + 100)})
     cases.append(SmokeCase("oversize-body", oversize, 413, error_code="PAYLOAD_TOO_LARGE"))
+    # a trailing space: other texts for the answer cache (which the single cases just filled), so the batch
+    # reaches the endpoint; the tokenizer drops it, so the labels are the single cases' labels
+    texts = [*(f"{text} " for text in SMOKE_TEXTS.values()), ""]
+    expected = (*(("label", label) for label in SMOKE_TEXTS), ("error", "EMPTY_TEXT"))
+    cases.append(SmokeCase("batch", json.dumps({"texts": texts}), 200, path="/predict/batch", batch=expected))
     return cases
 
 
 def smoke_event(case: SmokeCase, deployment_id: str, now: datetime) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) event as the JWT authorizer passes it on, for POST /predict."""
+    """An API Gateway HTTP API (payload 2.0) event as the JWT authorizer passes it on, for the case's route."""
     correlation_id = f"smoke-{deployment_id}-{case.name}"
     return {
         "version": "2.0",
-        "routeKey": "POST /predict",
-        "rawPath": "/predict",
+        "routeKey": f"POST {case.path}",
+        "rawPath": case.path,
         "rawQueryString": "",
         "headers": {
             "content-type": "application/json",
@@ -68,13 +89,13 @@ def smoke_event(case: SmokeCase, deployment_id: str, now: datetime) -> dict[str,
             "domainPrefix": "codedeploy-hook",
             "http": {
                 "method": "POST",
-                "path": "/predict",
+                "path": case.path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
                 "userAgent": "codedeploy-pre-traffic-hook",
             },
             "requestId": correlation_id,
-            "routeKey": "POST /predict",
+            "routeKey": f"POST {case.path}",
             "stage": "$default",
             "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(now.timestamp() * 1000),
@@ -99,11 +120,26 @@ def check_answer(case: SmokeCase, correlation_id: str, answer: Mapping[str, Any]
         return [*problems, f"{case.name}: body is not JSON"]
     if case.label is not None and body.get("sentiment") != case.label:
         problems.append(f"{case.name}: sentiment {body.get('sentiment')!r}, expected {case.label!r}")
+    if case.batch and _batch_items(body) != list(case.batch):
+        problems.append(f"{case.name}: items {_batch_items(body)}, expected {list(case.batch)}")
     if case.error_code is not None and (body.get("error") or {}).get("code") != case.error_code:
         problems.append(
             f"{case.name}: error code {(body.get('error') or {}).get('code')!r}, expected {case.error_code!r}"
         )
     return problems
+
+
+def _batch_items(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A batch answer's items in index order: ("label", sentiment) or ("error", code)."""
+    items: dict[int, tuple[str, str]] = {}
+    for result in body.get("results") or []:
+        items[result.get("index")] = ("label", str(result.get("sentiment")))
+    for error in body.get("errors") or []:
+        items[error.get("index")] = ("error", str(error.get("code")))
+    try:
+        return [items[i] for i in sorted(items)]
+    except TypeError:  # an index that is not a number
+        return []
 
 
 def _json_documents(log: str) -> Iterator[dict[str, Any]]:

@@ -36,7 +36,7 @@ SMOKE_API_ID = "codedeploy-hook"
 def smoke_version(version: str) -> str:
     """The FunctionVersion dimension value of a smoke request's metrics: the hook sees that the version
     publishes its per-version metrics, and the canary alarms and verdict (which read `version`) never
-    count the five synthetic requests (a cold start and two planned 4xx) as traffic."""
+    count the six synthetic requests (a cold start and two planned 4xx) as traffic."""
     return f"{version}-smoke"
 
 

@@ -59,12 +59,7 @@ def good_answers(deployment_id: str) -> list[dict[str, Any]]:
     answers = []
     for case in smoke_cases():
         headers = {"Content-Type": "application/json", "x-correlation-id": f"smoke-{deployment_id}-{case.name}"}
-        body = (
-            {"sentiment": case.label}
-            if case.status == 200
-            else {"error": {"code": case.error_code, "message": "...", "correlation_id": "x"}}
-        )
-        answers.append({"statusCode": case.status, "headers": headers, "body": json.dumps(body)})
+        answers.append({"statusCode": case.status, "headers": headers, "body": json.dumps(case.passing_body())})
     return answers
 
 
@@ -313,7 +308,11 @@ def real_predict(aws: None) -> Iterator[ModuleType]:
 
 
 def queue_model_labels(*labels: str) -> None:
+    """The model's answers to the smoke texts: once one by one (POST /predict), then as the batch case's one
+    call (its three texts in one answer; its empty item is never sent)."""
     results = [{"Body": json.dumps({"predicted_label": label}), "ContentType": "application/json"} for label in labels]
+    batch = {"predictions": [{"predicted_label": label} for label in labels]}
+    results.append({"Body": json.dumps(batch), "ContentType": "application/json"})
     requests.post(
         "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
         json={"results": results, "region": REGION},
