@@ -18,7 +18,8 @@ Formats:
     tokenizer are built from (no second read of the files). Threads: ``SENTIMENT_MODEL_THREADS``
     (onnxruntime ``intra_op_num_threads``, default :data:`DEFAULT_ONNX_THREADS`). Texts per graph run:
     ``SENTIMENT_MODEL_BATCH`` (default :data:`DEFAULT_ONNX_BATCH`); the texts of a call are length-sorted
-    and padded to the longest of each run. A text's answer does not depend on the texts it shares a run
+    and padded to the longest of each run; ``SENTIMENT_MODEL_PARALLEL_RUNS`` runs of one call go at once
+    (default :data:`DEFAULT_ONNX_PARALLEL_RUNS`). A text's answer does not depend on the texts it shares a run
     with (the products are float32 and no activation scale is shared between rows; tested to 1e-6), so
     batching is only a speed choice.
 
@@ -37,6 +38,7 @@ import os
 import re
 import zipfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -48,11 +50,16 @@ FORMAT_SKOPS_SKLEARN_V1 = "skops-sklearn-v1"
 FORMAT_ONNX_TRANSFORMER_V1 = "onnx-transformer-v1"
 ONNX_THREADS_ENV = "SENTIMENT_MODEL_THREADS"
 ONNX_BATCH_ENV = "SENTIMENT_MODEL_BATCH"
+ONNX_PARALLEL_ENV = "SENTIMENT_MODEL_PARALLEL_RUNS"
 # Measured on the 2-core development machine (bench/model_latency.py, single text): see docs/model-card.md.
 DEFAULT_ONNX_THREADS = 1
 # Texts per graph run: 4 was the fastest for batches of 25 short texts on the 2-core machine (1: 167, 4: 186,
 # 8: 169, 25: 105 texts/s; docs/model-card.md). Larger runs pad more and lose cache locality.
 DEFAULT_ONNX_BATCH = 4
+# Graph runs of one call (a batch request) at once, each on its own thread (onnxruntime runs one session
+# from several threads, and releases the GIL): a batch uses the machine's cores while a single text keeps
+# one thread. Capped at 4; answers are the same whatever the value (each run is computed alone).
+DEFAULT_ONNX_PARALLEL_RUNS = max(1, min(4, os.cpu_count() or 1))
 ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OUTPUT = "logits"
 SKOPS_MODEL_FILENAME = "model.skops"
@@ -286,6 +293,16 @@ def pad(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     return ids, mask
 
 
+_EXECUTORS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """One pool per size for the process (created on the first call that needs it)."""
+    if workers not in _EXECUTORS:
+        _EXECUTORS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onnx-run")
+    return _EXECUTORS[workers]
+
+
 @dataclass(frozen=True, slots=True)
 class OnnxTransformerModel:
     """Tokenise (truncating to ``max_length`` tokens), run the ONNX graph ``batch_size`` texts at a time
@@ -299,6 +316,7 @@ class OnnxTransformerModel:
     max_length: int
     batch_size: int
     threads: int
+    parallel_runs: int = 1
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
@@ -311,11 +329,18 @@ class OnnxTransformerModel:
         order = list(range(len(texts)))
         if self.batch_size > 1:  # similar lengths together: less padding
             order.sort(key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        runs = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
+        def run(idx: list[int]) -> None:
             ids, mask = pad([encodings[i] for i in idx])
             (logits,) = self.session.run([ONNX_OUTPUT], {"input_ids": ids, "attention_mask": mask})
             out[idx] = logits
+
+        if self.parallel_runs > 1 and len(runs) > 1:
+            list(_executor(self.parallel_runs).map(run, runs))  # list(): re-raise a run's exception here
+        else:
+            for idx in runs:
+                run(idx)
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -335,6 +360,7 @@ def _load_onnx_transformer(path: Path, manifest: dict[str, Any]) -> SentimentMod
     labels = tuple(manifest["labels"])
     threads = _env_int(ONNX_THREADS_ENV, DEFAULT_ONNX_THREADS, 1, 64)
     batch_size = _env_int(ONNX_BATCH_ENV, DEFAULT_ONNX_BATCH, 1, 1024)
+    parallel_runs = _env_int(ONNX_PARALLEL_ENV, DEFAULT_ONNX_PARALLEL_RUNS, 1, 64)
 
     import onnxruntime as ort  # deferred: only this format needs onnxruntime and tokenizers
     from tokenizers import Tokenizer
@@ -380,6 +406,7 @@ def _load_onnx_transformer(path: Path, manifest: dict[str, Any]) -> SentimentMod
         max_length=max_length,
         batch_size=batch_size,
         threads=threads,
+        parallel_runs=parallel_runs,
     )
     probe = model.logits(["ok"])  # fails now, at load time, rather than on the first request
     if probe.shape != (1, len(labels)) or not np.all(np.isfinite(probe)):

@@ -186,11 +186,23 @@ def test_more_threads_give_the_same_answers(monkeypatch: pytest.MonkeyPatch, mod
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "100000"])
-def test_bad_thread_or_batch_settings_are_refused(monkeypatch: pytest.MonkeyPatch, value: str):
-    monkeypatch.setenv("SENTIMENT_MODEL_THREADS", value)
+@pytest.mark.parametrize("name", ["SENTIMENT_MODEL_THREADS", "SENTIMENT_MODEL_BATCH", "SENTIMENT_MODEL_PARALLEL_RUNS"])
+def test_bad_thread_or_batch_settings_are_refused(monkeypatch: pytest.MonkeyPatch, value: str, name: str):
+    monkeypatch.setenv(name, value)
 
-    with pytest.raises(ModelArtifactError, match="SENTIMENT_MODEL_THREADS"):
+    with pytest.raises(ModelArtifactError, match=name):
         load_model(SHIPPED)
+
+
+def test_parallel_runs_give_the_same_answers(monkeypatch: pytest.MonkeyPatch):
+    texts = [f"review number {i}: " + "it works, but it is slow " * (i % 6) for i in range(30)]
+    monkeypatch.setenv("SENTIMENT_MODEL_PARALLEL_RUNS", "1")
+    sequential = load_model(SHIPPED)
+    monkeypatch.setenv("SENTIMENT_MODEL_PARALLEL_RUNS", "4")
+    parallel = load_model(SHIPPED)
+
+    assert (sequential.parallel_runs, parallel.parallel_runs) == (1, 4)  # type: ignore[attr-defined]
+    assert np.array_equal(sequential.predict_proba(texts), parallel.predict_proba(texts))
 
 
 def test_non_strings_are_a_type_error(model: SentimentModel):
