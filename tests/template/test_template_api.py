@@ -120,7 +120,8 @@ def test_every_route_is_authorized(body: dict[str, Any]) -> None:
 
 
 def test_only_predict_and_explain_routes_exist(body: dict[str, Any]) -> None:
-    assert {(p, m) for p, ms in body["paths"].items() for m in ms} == {("/predict", "post"), ("/explain", "get")}
+    routes = {(p, m) for p, ms in body["paths"].items() for m in ms}
+    assert routes == {("/predict", "post"), ("/predict/batch", "post"), ("/explain", "get")}
 
 
 def test_lambda_permission_limited_to_route_and_alias(resources: dict[str, Any]) -> None:
@@ -129,13 +130,19 @@ def test_lambda_permission_limited_to_route_and_alias(resources: dict[str, Any])
         for lid, r in resources.items()
         if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "apigateway.amazonaws.com"
     }
-    assert permissions == {"PredictFunctionPredictPermission", "ExplainFunctionExplainPermission"}
-    props = resources["PredictFunctionPredictPermission"]["Properties"]
-    assert props["Principal"] == "apigateway.amazonaws.com"
-    assert props["FunctionName"] == {"Ref": "PredictFunctionAliaslive"}
-    source_arn, variables = props["SourceArn"]["Fn::Sub"]
-    assert source_arn.endswith("${__ApiId__}/${__Stage__}/POST/predict")
-    assert variables["__ApiId__"] == {"Ref": "Api"}
+    assert permissions == {
+        "PredictFunctionPredictPermission",
+        "PredictFunctionPredictBatchPermission",
+        "ExplainFunctionExplainPermission",
+    }
+    for permission, route in (("PredictFunctionPredictPermission", "POST/predict"),
+                              ("PredictFunctionPredictBatchPermission", "POST/predict/batch")):  # fmt: skip
+        props = resources[permission]["Properties"]
+        assert props["Principal"] == "apigateway.amazonaws.com"
+        assert props["FunctionName"] == {"Ref": "PredictFunctionAliaslive"}  # the alias: the canary covers both
+        source_arn, variables = props["SourceArn"]["Fn::Sub"]
+        assert source_arn.endswith("${__ApiId__}/${__Stage__}/" + route)
+        assert variables["__ApiId__"] == {"Ref": "Api"}
 
 
 def test_default_route_throttling_from_parameters(stage: dict[str, Any], cfn: dict[str, Any]) -> None:

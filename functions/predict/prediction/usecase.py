@@ -3,6 +3,7 @@ functions that know nothing of API Gateway."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from sentiment_api.deadline import Deadline
@@ -45,17 +46,19 @@ def predict_batch(
     (none when no item can), the others in ``errors``."""
     request = parse_batch_request(body, is_base64_encoded, content_type)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=request.size)
-    for error in request.errors:
-        count("BatchItemErrors", "ErrorCode", error.code)
+    for code, n in Counter(error.code for error in request.errors).items():
+        count("BatchItemErrors", "ErrorCode", code, n)
     indexes = sorted(request.texts)
     answers: list[Prediction] = []
     if indexes:
         with timed("ModelLatency"):
             answers = endpoint.classify_batch([request.texts[i] for i in indexes], correlation_id, deadline)
-    results = []
-    for index, answer in zip(indexes, answers, strict=True):
-        count_prediction(answer)
-        results.append({"index": index, **result_fields(answer)})
+    results = [{"index": index, **result_fields(answer)} for index, answer in zip(indexes, answers, strict=True)]
+    # one blob per label and per (model, label), not per item: at most 6 log lines for 25 texts
+    for (version, label), n in Counter((a.model_version or "unknown", a.label) for a in answers).items():
+        count("PredictionsByModel", "ModelVersion", version, n, Label=label)
+    for label, n in Counter(a.label for a in answers).items():
+        count("Predictions", "Label", label, n)
     body_out: dict[str, Any] = {
         "results": results,
         "errors": [{"index": e.index, "code": e.code, "message": e.message} for e in request.errors],

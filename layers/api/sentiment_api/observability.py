@@ -51,13 +51,13 @@ def add_version_dimension_set(smoke: bool = False) -> None:
         metrics.add_dimensions(FunctionVersion=smoke_version(version) if smoke else version)
 
 
-def count(name: str, dimension: str, value: str, **more_dimensions: str) -> None:
-    """A counter with its own dimension(s) (error code, label, model version), emitted as a separate EMF
-    blob so it does not multiply the cardinality of the request metrics."""
+def count(name: str, dimension: str, value: str, n: int = 1, **more_dimensions: str) -> None:
+    """A counter (``n``, default 1) with its own dimension(s) (error code, label, model version), emitted as a
+    separate EMF blob so it does not multiply the cardinality of the request metrics."""
     with single_metric(
         name=name,
         unit=MetricUnit.Count,
-        value=1,
+        value=n,
         namespace=metrics.namespace,
         default_dimensions=metrics.default_dimensions,
     ) as metric:

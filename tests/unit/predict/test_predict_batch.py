@@ -250,3 +250,25 @@ def test_the_handler_answers_a_bad_batch_with_the_error_shape(
     error = json.loads(response["body"])
     validate_error_body(error)
     assert error["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_a_batch_publishes_its_size_labels_and_item_errors_once_per_value(capsys: pytest.CaptureFixture[str]):
+    from sentiment_api.observability import metrics
+
+    run(body(["good", "bad", "fine", "", 3, "bad again"]))
+    metrics.flush_metrics()
+
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    counted = {
+        (name, blob.get("Label") or blob.get("ErrorCode")): sum(blob[name])
+        for blob in blobs
+        for name in ("Predictions", "BatchItemErrors")
+        if name in blob
+    }
+    assert counted == {
+        ("Predictions", "positive"): 2,
+        ("Predictions", "negative"): 2,
+        ("BatchItemErrors", "EMPTY_TEXT"): 1,
+        ("BatchItemErrors", "VALIDATION_ERROR"): 1,
+    }
+    assert [blob["BatchSize"] for blob in blobs if "BatchSize" in blob] == [[6.0]]
