@@ -34,11 +34,13 @@ TEXTS = [
 ]
 
 
-def start_stack(model_dir: Path, keys_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_stack(
+    model_dir: Path, keys_dir: Path, log: Path, extra_args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], str, str]:
     """``python -m local_stack serve`` on free ports; (process, API URL, model server URL) once it is ready."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("local", "layers/core", "model"))}
     command = [sys.executable, "-m", "local_stack", "serve", "--port", "0", "--model-port", "0",
-               "--model-dir", str(model_dir), "--keys-dir", str(keys_dir)]  # fmt: skip
+               "--model-dir", str(model_dir), "--keys-dir", str(keys_dir), *extra_args]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120

@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import REPO_ROOT
-from .api import ENDPOINT_NAME, JWKS_PATH, RATE_LIMIT_TABLE, create_app, lambda_environment, pooled_routes
+from .api import (
+    ENDPOINT_NAME,
+    JWKS_PATH,
+    RATE_LIMIT_TABLE,
+    api_functions,
+    create_app,
+    lambda_environment,
+    pooled_routes,
+)
 from .dynamodb import create_rate_limit_table
 from .idp import AUDIENCE, DEFAULT_KEYS_DIR, DEFAULT_SUB, DEFAULT_TTL_S, ISSUER, PREDICT_SCOPE, load_or_create
 from .instances import FunctionPool
@@ -52,6 +60,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="most instances (processes) per function, as Lambda's concurrency; one request at a time each",
     )
     serve.add_argument(
+        "--function-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=function_env_setting,
+        help="set one of the template's function variables for this run (e.g. PREDICTION_CACHE=off); repeatable",
+    )
+    serve.add_argument(
         "--enable-fault-injection",
         action="store_true",
         help="tests only: the model server injects the fault named by a correlation id fault-<kind>-... "
@@ -64,6 +80,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, help="lifetime in seconds")
     token.add_argument("--keys-dir", type=Path, default=DEFAULT_KEYS_DIR)
     return parser.parse_args(argv)
+
+
+def function_env_setting(value: str) -> tuple[str, str]:
+    """``NAME=VALUE`` for a variable the template sets on a function (others are refused: a typo would
+    otherwise change nothing, silently)."""
+    name, sep, setting = value.partition("=")
+    known = {name for function in api_functions() for name in function.environment}
+    if not sep or name not in known:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
+    return name, setting
 
 
 def print_token(args: argparse.Namespace) -> int:
@@ -114,7 +140,8 @@ def serve(args: argparse.Namespace) -> int:
     children, pools = [model, dynamodb], list[FunctionPool]()
     try:
         create_rate_limit_table(dynamodb.url)
-        routes, pools = pooled_routes(lambda_environment(model.url, dynamodb.url), args.concurrency)
+        environment = lambda_environment(model.url, dynamodb.url) | dict(args.function_env)
+        routes, pools = pooled_routes(environment, args.concurrency)
         prewarm(pools)
         app = create_app(routes, load_or_create(args.keys_dir))
         # a thread per possible concurrent invocation of each function, and a few for JWKS and refusals

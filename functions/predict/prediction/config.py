@@ -16,7 +16,7 @@ class EndpointSettings:
     connect_timeout_s: float
     read_timeout_s: float
     max_attempts: int  # total attempts, each further one only inside the request's deadline (endpoint.py)
-    batch_read_timeout_s: float = 2.0  # POST /predict/batch: up to MAX_BATCH_TEXTS texts in one call
+    batch_read_timeout_s: float = 1.5  # POST /predict/batch: up to MAX_BATCH_TEXTS texts in one call
 
     @property
     def attempt_s(self) -> float:
@@ -56,7 +56,7 @@ class PredictSettings:
                 connect_timeout_s=env_float(env, "SAGEMAKER_CONNECT_TIMEOUT_S", 0.25, 0.01, 5.0),
                 read_timeout_s=env_float(env, "SAGEMAKER_READ_TIMEOUT_S", 0.5, 0.01, 10.0),
                 max_attempts=env_int(env, "SAGEMAKER_MAX_ATTEMPTS", 2, 1, 5),
-                batch_read_timeout_s=env_float(env, "SAGEMAKER_BATCH_READ_TIMEOUT_S", 2.0, 0.01, 20.0),
+                batch_read_timeout_s=env_float(env, "SAGEMAKER_BATCH_READ_TIMEOUT_S", 1.5, 0.01, 20.0),
             ),
             batch_budget_s=env_float(env, "BATCH_REQUEST_BUDGET_S", 2.5, 0.1, 30.0),
             cache=CacheSettings(

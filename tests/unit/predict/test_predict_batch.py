@@ -272,3 +272,17 @@ def test_a_batch_publishes_its_size_labels_and_item_errors_once_per_value(capsys
         ("BatchItemErrors", "VALIDATION_ERROR"): 1,
     }
     assert [blob["BatchSize"] for blob in blobs if "BatchSize" in blob] == [[6.0]]
+
+
+def test_a_batch_connect_failure_is_retried_inside_the_batch_budget():
+    """Connect timeout + backoff + a whole second attempt fit BATCH_REQUEST_BUDGET_S (a cold connection under
+    load must not be a 504 without a second try)."""
+    from prediction.config import PredictSettings
+    from prediction.endpoint import RETRY_BACKOFF_S
+
+    from tests.helpers import FUNCTION_ENV
+
+    settings = PredictSettings.from_env(dict(FUNCTION_ENV))
+    endpoint = settings.endpoint
+    assert endpoint.max_attempts >= 2
+    assert endpoint.connect_timeout_s + RETRY_BACKOFF_S + endpoint.batch_attempt_s <= settings.batch_budget_s
