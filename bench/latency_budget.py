@@ -1,5 +1,6 @@
-"""The worst case of the POST /predict path, from the code's own settings (not from a run): each call, its
-timeouts, its attempts, its worst case, and the whole path against the function's timeout in template.yaml.
+"""The worst case of the POST /predict and POST /predict/batch paths, from the code's own settings (not from
+a run): each call, its timeouts, its attempts, its worst case, and the whole path against the function's
+timeout in template.yaml.
 Printed by `make bench`; tests/unit/predict/test_latency_budget.py holds the code to it.
 
 The SageMaker call retries only failures that happen before the model (connection, throttling) and only
@@ -48,12 +49,15 @@ def predict_settings() -> PredictSettings:
     return PredictSettings.from_env(env)
 
 
-def budget(settings: PredictSettings | None = None) -> Budget:
+def budget(settings: PredictSettings | None = None, batch: bool = False) -> Budget:
+    """The worst case of POST /predict, or of POST /predict/batch (its own budget and read timeout)."""
     settings = settings or predict_settings()
-    endpoint, budget_s = settings.endpoint, settings.api.request_budget_s
+    endpoint = settings.endpoint
+    budget_s = settings.batch_budget_s if batch else settings.api.request_budget_s
+    read_s = endpoint.batch_read_timeout_s if batch else endpoint.read_timeout_s
     limiter_call = ratelimit.CONNECT_TIMEOUT_S + ratelimit.READ_TIMEOUT_S
     limiter_worst = ratelimit.MAX_CALLS_PER_CHECK * limiter_call
-    attempt = endpoint.attempt_s
+    attempt = endpoint.connect_timeout_s + read_s
     # alone: every attempt it may make, but a further one only starts when it fits the deadline
     model_worst = max(
         attempt, min(budget_s, endpoint.max_attempts * attempt + (endpoint.max_attempts - 1) * RETRY_BACKOFF_S)
@@ -66,8 +70,8 @@ def budget(settings: PredictSettings | None = None) -> Budget:
             limiter_worst,
         ),
         Row(
-            "SageMaker InvokeEndpoint",
-            f"{endpoint.connect_timeout_s} s connect + {endpoint.read_timeout_s} s read",
+            "SageMaker InvokeEndpoint" + (" (up to 25 texts)" if batch else ""),
+            f"{endpoint.connect_timeout_s} s connect + {read_s} s read",
             f"up to {endpoint.max_attempts}; a retry only before the model (connection, throttling), after "
             f"{RETRY_BACKOFF_S} s, and only if it fits the {budget_s} s deadline; never after a read timeout",
             model_worst,
@@ -80,16 +84,19 @@ def budget(settings: PredictSettings | None = None) -> Budget:
 
 
 def main() -> int:
-    b = budget()
-    print("latency budget of POST /predict (worst case, from the code's settings)")
-    print("| call | timeouts | attempts | worst case |\n|---|---|---|---|")
-    for row in b.rows:
-        print(f"| {row.call} | {row.timeouts} | {row.attempts} | {row.worst_s:.2f} s |")
-    print(
-        f"| whole path | the deadline covers the limiter and the model together | | {b.path_worst_s:.2f} s "
-        f"(Lambda timeout {b.lambda_timeout_s:.0f} s) |"
-    )
-    return 0 if b.path_worst_s <= b.lambda_timeout_s else 1
+    ok = True
+    for route, batch in (("POST /predict", False), ("POST /predict/batch", True)):
+        b = budget(batch=batch)
+        print(f"latency budget of {route} (worst case, from the code's settings)")
+        print("| call | timeouts | attempts | worst case |\n|---|---|---|---|")
+        for row in b.rows:
+            print(f"| {row.call} | {row.timeouts} | {row.attempts} | {row.worst_s:.2f} s |")
+        print(
+            f"| whole path | the deadline covers the limiter and the model together | | {b.path_worst_s:.2f} s "
+            f"(Lambda timeout {b.lambda_timeout_s:.0f} s) |\n"
+        )
+        ok = ok and b.path_worst_s <= b.lambda_timeout_s
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from prediction.config import PredictSettings
 from prediction.endpoint import SageMakerEndpoint
 from prediction.usecase import predict as predict_sentiment
 from prediction.usecase import predict_batch
-from sentiment_api.deadline import Deadline
 from sentiment_api.http import create_resolver, handle, ok
 from sentiment_api.observability import logger, metrics, tracer
 from sentiment_api.ratelimit import DynamoDbRateLimiter
@@ -49,7 +48,7 @@ def predict_many() -> Response:
         event.headers.get("content-type"),
         app.context["correlation_id"],
         endpoint,
-        Deadline.for_invocation(settings.batch_budget_s, app.lambda_context),  # one call of up to 25 texts
+        app.context["deadline"],  # BATCH_REQUEST_BUDGET_S: one call of up to 25 texts
     )
     return ok(body, app)
 
@@ -58,4 +57,4 @@ def predict_many() -> Response:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context, settings.api.request_budget_s)
+    return handle(app, event, context, settings.api.request_budget_s, {"/predict/batch": settings.batch_budget_s})

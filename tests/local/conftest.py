@@ -157,3 +157,12 @@ def fault_stack(idp_keys_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     log_path = tmp_path_factory.mktemp("fault-stack") / "stack.log"
     with _running_stack(idp_keys_dir, log_path, ("--enable-fault-injection",)) as stack:
         yield stack
+
+
+@pytest.fixture(scope="module")
+def uncached_stack(idp_keys_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """A stack whose predict instances run with PREDICTION_CACHE=off: every text reaches the model server,
+    so comparing two routes' answers compares the model's answers, not a cache entry with itself."""
+    log_path = tmp_path_factory.mktemp("uncached-stack") / "stack.log"
+    with _running_stack(idp_keys_dir, log_path, ("--function-env", "PREDICTION_CACHE=off")) as stack:
+        yield stack

@@ -332,9 +332,9 @@ def test_the_route_table_maps_predict_to_its_handler_and_scope():
     assert explain.code_dir == REPO_ROOT / "functions" / "explain" and explain.handler == "app.lambda_handler"
     assert explain.routes[0].scopes == (PREDICT_SCOPE,)
 
-    assert [(r.method, r.path) for r in predict.routes] == [("POST", "/predict")]
+    assert [(r.method, r.path) for r in predict.routes] == [("POST", "/predict"), ("POST", "/predict/batch")]
     assert predict.code_dir == REPO_ROOT / "functions" / "predict" and predict.handler == "app.lambda_handler"
-    assert predict.routes[0].scopes == (PREDICT_SCOPE,)
+    assert {r.scopes for r in predict.routes} == {(PREDICT_SCOPE,)}
     assert function_name(predict) == "sentiment-api-PredictFunction"
     assert predict.layer_dirs == (REPO_ROOT / "layers" / "core", REPO_ROOT / "layers" / "api")
 

@@ -45,11 +45,12 @@ def batch(stack: RunningStack, texts: list[Any], token: str) -> requests.Respons
     return post(stack, "/predict/batch", json.dumps({"texts": texts}), token)
 
 
-def test_a_batch_of_25_answers_each_text_as_predict_does(local_stack: RunningStack, token: Callable[..., str]):
+def test_a_batch_of_25_answers_each_text_as_predict_does(uncached_stack: RunningStack, token: Callable[..., str]):
+    """With the answer cache off: the batch's answers and the single answers both come from the model."""
     texts, bearer = real_texts(), token(sub="batch-equivalence")
 
-    response = batch(local_stack, texts, bearer)
-    singles = [post(local_stack, "/predict", json.dumps({"text": t}), bearer).json() for t in texts]
+    response = batch(uncached_stack, texts, bearer)
+    singles = [post(uncached_stack, "/predict", json.dumps({"text": t}), bearer).json() for t in texts]
 
     assert response.status_code == 200, response.text
     answer = response.json()

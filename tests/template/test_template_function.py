@@ -58,7 +58,7 @@ def test_runtime_handler_and_shared_settings(function: dict[str, Any]) -> None:
     assert props["Runtime"] == "python3.12"
     assert props["Handler"] == "app.lambda_handler"
     assert props["Architectures"] in (["arm64"], ["x86_64"])
-    assert props["Timeout"] == 3
+    assert props["Timeout"] == 4  # above the Globals' 3 s: the batch route's worst case (bench/latency_budget.py)
     assert props["MemorySize"] >= 128
     assert props["TracingConfig"] == {"Mode": "Active"}
 
@@ -84,6 +84,7 @@ def test_environment_matches_the_configuration_contract(function: dict[str, Any]
         "RATE_LIMIT_PER_MINUTE": {"Ref": "RateLimitPerMinute"},
         "RATE_LIMIT_BURST": {"Ref": "RateLimitBurst"},
         "RATE_LIMIT_FAIL_MODE": {"Ref": "RateLimitFailMode"},
+        "PREDICTION_CACHE": {"Ref": "PredictionCache"},
     }
 
 

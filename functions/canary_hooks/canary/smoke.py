@@ -129,17 +129,21 @@ def check_answer(case: SmokeCase, correlation_id: str, answer: Mapping[str, Any]
     return problems
 
 
-def _batch_items(body: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """A batch answer's items in index order: ("label", sentiment) or ("error", code)."""
-    items: dict[int, tuple[str, str]] = {}
-    for result in body.get("results") or []:
-        items[result.get("index")] = ("label", str(result.get("sentiment")))
-    for error in body.get("errors") or []:
-        items[error.get("index")] = ("error", str(error.get("code")))
-    try:
-        return [items[i] for i in sorted(items)]
-    except TypeError:  # an index that is not a number
-        return []
+def _batch_items(body: Mapping[str, Any]) -> list[tuple[str, str]] | str:
+    """A batch answer's items in index order: ("label", sentiment) or ("error", code); or what is wrong
+    with its indexes (each of 0..n-1 exactly once across results and errors)."""
+    results, errors = body.get("results"), body.get("errors")
+    if not isinstance(results, list) or not isinstance(errors, list):
+        return "results or errors missing"
+    items: dict[Any, tuple[str, str]] = {}
+    entries = [(r, "label", "sentiment") for r in results] + [(e, "error", "code") for e in errors]
+    for entry, kind, key in entries:
+        if not isinstance(entry, dict) or entry.get("index") in items:
+            return "an item is not an object, or an index appears twice"
+        items[entry.get("index")] = (kind, str(entry.get(key)))
+    if set(items) != set(range(len(items))):
+        return "the indexes are not 0..n-1"
+    return [items[i] for i in range(len(items))]
 
 
 def _json_documents(log: str) -> Iterator[dict[str, Any]]:

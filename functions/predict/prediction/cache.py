@@ -13,8 +13,8 @@ POST /predict and POST /predict/batch, in front of the endpoint (same interface:
   - An endpoint updated in place, behind the same name, is not a release here. If someone does it, a
     warm environment serves hits of the old model until its first miss shows the new version, at most
     ``PREDICTION_CACHE_TTL_S``.
-  - A batch never mixes models. When a batch's misses come back from another model than its hits, the
-    hits are asked again, in a second call.
+  - A batch does not mix models. When a batch's misses come back from another model than its hits, the
+    whole batch is asked again, in a second call. An entry is stored under the model that gave it.
 - **Bounds:** ``PREDICTION_CACHE_MAX_ENTRIES`` entries and ``PREDICTION_CACHE_MAX_BYTES`` bytes (each entry
   costs :data:`ENTRY_OVERHEAD_BYTES` plus its strings), least recently used out first. An entry lives
   ``PREDICTION_CACHE_TTL_S`` seconds. ``PREDICTION_CACHE=off`` turns it off.
@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sentiment_api.deadline import Deadline
+from sentiment_api.errors import ModelError
 from sentiment_api.observability import MetricUnit, metrics
 from sentiment_core.wire import Prediction
 
@@ -139,21 +140,23 @@ class CachedEndpoint:
         if misses:
             fresh = self._ask([texts[i] for i in misses], correlation_id, deadline, batch)
             model = self._model_of(fresh[0])
+            if any(f is not None and f[1] != model for f in found):
+                # the model changed under the hits: the whole batch again, in one call, so that one answer
+                # comes from one model (even if the endpoint alternates between two while it is updated)
+                misses, fresh = list(range(len(texts))), self._ask(list(texts), correlation_id, deadline, batch)
+                model = self._model_of(fresh[0])
             for i, prediction in zip(misses, fresh, strict=True):
                 answers[i] = prediction
-                self._cache.put(digests[i], prediction, model)
-            stale = [i for i, f in enumerate(found) if f is not None and f[1] != model]
-            if stale:  # the model changed under the hits: ask again, so that one answer has one model
-                again = self._ask([texts[i] for i in stale], correlation_id, deadline, batch)
-                for i, prediction in zip(stale, again, strict=True):
-                    answers[i] = prediction
-                    self._cache.put(digests[i], prediction, self._model_of(prediction))
+                self._cache.put(digests[i], prediction, self._model_of(prediction))
         return [a for a in answers if a is not None]
 
     def _ask(self, texts: list[str], correlation_id: str, deadline: Deadline, batch: bool) -> list[Prediction]:
-        if batch:
-            return self._endpoint.classify_batch(texts, correlation_id, deadline)
-        return [self._endpoint.classify(texts[0], correlation_id, deadline)]
+        if not batch:
+            return [self._endpoint.classify(texts[0], correlation_id, deadline)]
+        answers = self._endpoint.classify_batch(texts, correlation_id, deadline)
+        if len(answers) != len(texts):
+            raise ModelError(detail=f"sent {len(texts)} texts, got {len(answers)} predictions")
+        return answers
 
     def _model_of(self, prediction: Prediction) -> tuple[str, str]:
         return (self._name, prediction.model_version or "")

@@ -92,6 +92,8 @@ def json_document(
         raise InvalidJson(f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
     except RecursionError:
         raise InvalidJson("The body is not valid JSON: nested too deeply.") from None
+    except ValueError:  # Python's cap on integer digits (4,300): json.loads raises a plain ValueError
+        raise InvalidJson("The body holds a number with too many digits.") from None
 
 
 def parse_predict_request(body: str | None, is_base64_encoded: bool, content_type: str | None) -> PredictRequest:

@@ -55,8 +55,8 @@ def predict_batch(
             answers = endpoint.classify_batch([request.texts[i] for i in indexes], correlation_id, deadline)
     results = [{"index": index, **result_fields(answer)} for index, answer in zip(indexes, answers, strict=True)]
     # one blob per label and per (model, label), not per item: at most 6 log lines for 25 texts
-    for (version, label), n in Counter((a.model_version or "unknown", a.label) for a in answers).items():
-        count("PredictionsByModel", "ModelVersion", version, n, Label=label)
+    for (model, label), n in Counter((a.model_version or "unknown", a.label) for a in answers).items():
+        count("PredictionsByModel", "ModelVersion", model, n, Label=label)
     for label, n in Counter(a.label for a in answers).items():
         count("Predictions", "Label", label, n)
     body_out: dict[str, Any] = {

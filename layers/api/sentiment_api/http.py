@@ -110,10 +110,18 @@ def create_resolver(limiter: RateLimiter, fail_open: bool = True) -> APIGatewayH
     return app
 
 
-def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, budget_s: float) -> dict[str, Any]:
+def handle(
+    app: APIGatewayHttpResolver,
+    event: dict[str, Any],
+    context: Any,
+    budget_s: float,
+    route_budgets: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     """Entry used by every API function: correlation id first, so that every log line and answer has it;
-    the request's deadline starts here (``app.context["deadline"]``: routes pass it to their dependencies)."""
-    deadline = Deadline.for_invocation(budget_s, context)
+    the request's deadline starts here (``app.context["deadline"]``: routes pass it to their dependencies),
+    with ``budget_s``, or the budget ``route_budgets`` gives the request's path."""
+    path = event.get("rawPath")
+    deadline = Deadline.for_invocation((route_budgets or {}).get(str(path), budget_s), context)
     correlation_id = correlation_id_from_event(event)
     logger.set_correlation_id(correlation_id)
     extra_headers: dict[str, str] = {}

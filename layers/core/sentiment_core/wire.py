@@ -171,6 +171,8 @@ def _items(text: str, media_type: str) -> list[Any]:
         raise WireError("the answer is not valid JSON") from None
     except RecursionError:
         raise WireError("the answer is nested too deeply") from None
+    except ValueError:  # an integer over Python's digit cap (4,300)
+        raise WireError("the answer holds a number with too many digits") from None
     if isinstance(document, dict) and isinstance(document.get("predictions"), list):
         return list(document["predictions"])
     return document if isinstance(document, list) else [document]

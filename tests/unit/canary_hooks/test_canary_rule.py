@@ -218,3 +218,23 @@ def test_smoke_cases_cover_every_label_an_invalid_and_an_oversize_body() -> None
     ]
     (oversize,) = [c for c in cases if c.status == 413]
     assert len(oversize.body.encode()) > contract.MAX_BODY_BYTES
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"results": [{"index": i + 7, "sentiment": s} for i, s in enumerate(["positive", "neutral", "negative"])],
+         "errors": [{"index": 10, "code": "EMPTY_TEXT"}]},  # indexes shifted
+        {"results": [{"index": 0, "sentiment": "positive"}, {"index": 0, "sentiment": "neutral"},
+                     {"index": 2, "sentiment": "negative"}], "errors": [{"index": 3, "code": "EMPTY_TEXT"}]},
+        {"results": ["x"], "errors": []},
+        {"results": None},
+    ],
+)  # fmt: skip
+def test_the_batch_smoke_case_checks_every_index_once(body: dict) -> None:
+    (case,) = [c for c in canary_smoke.smoke_cases() if c.batch]
+    answer = {"statusCode": 200, "headers": {"x-correlation-id": "c"}, "body": json.dumps(body)}
+
+    assert canary_smoke.check_answer(case, "c", answer)  # a problem, not an exception
+    good = {**answer, "body": json.dumps(case.passing_body())}
+    assert canary_smoke.check_answer(case, "c", good) == []

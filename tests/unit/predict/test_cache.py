@@ -165,7 +165,34 @@ def test_a_batch_never_mixes_models():
     answer = batch(endpoint, ["Thanks!", "something new", "Great app"])
 
     assert answer["model_version"] == "m-2"
-    assert model.calls[-2:] == [["something new"], ["Thanks!", "Great app"]]  # the hits asked again
+    assert model.calls[-2:] == [["something new"], ["Thanks!", "something new", "Great app"]]  # all again, at once
+
+
+def test_a_batch_does_not_mix_models_while_the_endpoint_alternates_between_two():
+    class Alternating(ModelEndpoint):
+        def classify_batch(self, texts: Sequence[str], correlation_id: str, deadline: Deadline) -> list[Prediction]:
+            self.version = "v2" if self.version == "v1" else "v1"  # blue/green variants answering in turn
+            return super().classify_batch(texts, correlation_id, deadline)
+
+    model = Alternating("v2")
+    endpoint = cached(model)
+    batch(endpoint, ["a"])  # answered by v1, cached under v1
+
+    answer = batch(endpoint, ["a", "b"])  # b's miss is answered by v2: everything again, answered by v1
+
+    assert answer["model_version"] == "v1"
+    assert {r["index"] for r in answer["results"]} == {0, 1}
+
+
+def test_an_endpoint_answering_another_number_of_texts_is_a_model_error():
+    from sentiment_api.errors import ModelError
+
+    class Short(ModelEndpoint):
+        def classify_batch(self, texts: Sequence[str], correlation_id: str, deadline: Deadline) -> list[Prediction]:
+            return super().classify_batch(texts, correlation_id, deadline)[:-1]
+
+    with pytest.raises(ModelError):
+        batch(cached(Short()), ["a", "b"])
 
 
 def test_an_endpoint_without_versions_is_keyed_by_its_name():

@@ -16,6 +16,13 @@ def test_the_whole_path_ends_before_lambda_would_kill_it() -> None:
     assert [row.worst_s for row in b.rows] == [0.75, 1.5, 0.25]
 
 
+def test_the_batch_path_ends_a_second_before_lambda_would_kill_it() -> None:
+    b = budget(batch=True)
+    assert b.path_worst_s == 2.5 + 0.25
+    assert b.path_worst_s <= b.lambda_timeout_s - 1.0
+    assert [row.worst_s for row in b.rows] == [0.75, 2.5, 0.25]  # a connect failure is retried inside 2.5 s
+
+
 def test_the_template_sets_what_the_budget_assumes() -> None:
     settings = predict_settings()
     assert settings.api.request_budget_s == 1.5

@@ -62,6 +62,8 @@ def run(request_body: str, endpoint: Any = None) -> dict[str, Any]:
         (body(["a"], extra=1), ValidationFailed, "body has a property that is not allowed (allowed: texts)."),
         (json.dumps(["a"]), ValidationFailed, "body must be a JSON object."),
         ("{not json", InvalidJson, "The body is not valid JSON"),
+        (body(["ok"]).replace('"ok"', "1" * 4301), InvalidJson, "a number with too many digits"),
+        (json.dumps({"texts": ["ok"], "n": 0}).replace("0}", "9" * 5000 + "}"), InvalidJson, "too many digits"),
         ("", InvalidJson, 'send a JSON object such as {"texts": ["..."]}'),
     ],
 )
