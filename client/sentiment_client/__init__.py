@@ -9,14 +9,21 @@ out, resume), ``progress`` (progress bar or lines, summary).
 Rows
     Every input row becomes one output row, in input order: all its columns, then ``sentiment``,
     ``score_negative``, ``score_neutral``, ``score_positive``, ``model_version`` and ``error`` (an error
-    code, empty for a scored row; columns the input already has are overwritten in place). The input is
-    read as UTF-8 with an optional BOM; blank lines are not rows (as for csv.DictReader). Some rows get
-    their error without a request, with the API's own codes: a row with another number of fields than the
+    code, empty for a scored row). An input that already has a column of those names is refused, unless
+    ``--overwrite-columns`` (a scored file scored again): then the output's values replace the input's in
+    those columns. The input is read as UTF-8 with an optional BOM. A blank line is a row with an empty
+    text when the header has one column (so it gets EMPTY_TEXT); in a file with several columns it is not
+    a row (it has no fields to keep), and the summary counts the blank lines skipped. Some rows get their
+    error without a request, with the API's own codes: a row with another number of fields than the
     header ``MALFORMED_ROW`` (fields beyond the header have no column and are not written), an empty or
     whitespace-only text ``EMPTY_TEXT``, a text over 1,024 characters ``VALIDATION_ERROR`` (such a text
-    could not even fit a 32 KiB body). The API's item errors give their codes; a batch the API refuses
-    (400, 413, 415 ...) gives its code to each of its rows; a batch whose retries ran out gives the last
-    error's code (RATE_LIMITED, MODEL_UNAVAILABLE, BAD_GATEWAY ...).
+    could not even fit a 32 KiB body). The API's item errors give their codes. A 200 answer that does not
+    give every index of the batch exactly once (across results and errors), or gives an unknown label, is
+    retried, then gives its rows ``BAD_RESPONSE``. A batch refused as a whole with 400 or 413 (or any code
+    that is a text's own, such as VALIDATION_ERROR) is split in halves and sent again, down to single
+    texts, so only a text refused on its own keeps that code; another refusal (415 ...) gives its code to
+    each of the batch's rows, and so does a batch whose retries ran out (RATE_LIMITED, MODEL_UNAVAILABLE,
+    BAD_GATEWAY ...). Those codes are the API's or the client's fault, not the rows': a rerun retries them.
 
 Batches
     Up to 25 texts (``--batch-size``), cut earlier when the body (compact JSON, UTF-8, not ASCII-escaped)
@@ -24,16 +31,23 @@ Batches
     threads (4) send them; a window of twice that many batches is in flight or waiting, so memory stays
     flat whatever the file's size. Retries and rate limits: see ``api``.
 
-Resume: OUT.partial, then OUT
+Resume: OUT.lock, OUT.partial, then OUT
+    One run at a time per OUT: a run locks ``OUT.lock`` (fcntl.flock, which the kernel frees whenever the
+    process ends; where there is no flock, the file's exclusive creation is the lock and a killed run's
+    file must be removed by hand) before it reads what was saved, and holds it until its last write; a
+    second run refuses with a one-line error.
     Rows are written in input order only: a batch's rows are appended to ``OUT.partial`` (one flushed
     write) once every row before them is written, so OUT.partial always holds the output of a prefix of the
     input. When every row is done, OUT.partial is renamed onto OUT. OUT is only ever replaced whole (a new
     file written next to it, synced, renamed onto it) and always with every row: whatever stops the process,
-    OUT is complete or as it was, and OUT.partial is a prefix.
+    OUT is complete or as it was, and OUT.partial is a prefix. Before that last replace, the file's rows
+    are counted: any other number than the input's rows refuses the replace (OUT stays as it was).
     A run first reads OUT.partial if it exists, else OUT, and checks it against the input: the same
-    columns, and each saved row's text equal to the input row's text at the same position. A file written
-    for another input is refused with a message, never mixed (``--restart`` ignores it). A last row cut
-    short by a crash (no line end, or too few fields) is not a row: it is truncated away and sent again.
+    columns, and each saved row's input fields (every column but the overwritten output columns) equal to
+    those of the input row at the same position (and MALFORMED_ROW exactly where the input row has another
+    number of fields). A file written for another input is refused with a message, never mixed
+    (``--restart`` ignores it). A last row cut short by a crash (no line end, or too few fields) is not a
+    row: it is truncated away and sent again.
     Saved rows with a sentiment, or with a permanent error (EMPTY_TEXT, VALIDATION_ERROR, INVALID_ENCODING,
     MALFORMED_ROW), are kept as they are; every other saved row (a passing failure: 5xx, rate limit, no
     answer, any code the client does not know as permanent) is sent again, and so is every row after them.

@@ -4,7 +4,9 @@ One call of `BatchApi.score` sends one batch and answers one Outcome per text, i
 each answer:
 
 =====================  ==========================================================================
-200                    results and item errors, by index (an index missing from both: MISSING_RESULT)
+200                    results and item errors, by index: every index of the batch exactly once, each
+                       sentiment a known label; any other 200 is a bad answer, retried like a 500 (up
+                       to 4 attempts, then BAD_RESPONSE)
 429                    wait Retry-After (else RateLimit ``t``, else backoff) with *every* sender (the
                        RateGate); up to 10 attempts
 503                    wait Retry-After (else backoff), this sender; up to 6 attempts
@@ -14,8 +16,18 @@ no answer              (dropped, reset, timed out) backoff, up to 4 attempts, th
                        answer: ApiUnreachable at once
 401 / 403              AuthRejected (a minted development token is minted again once first)
 404 / 405              EndpointNotFound (the URL is not this API)
-400 / 413 / other 4xx  not retried: every row of the batch gets the error's code
+400 / 413              the request is refused, not a text: the batch is split in halves, each sent
+                       (with its own retries), down to single texts, so that only a text refused on
+                       its own gets the code (so is any 4xx whose code is a text's own, such as
+                       VALIDATION_ERROR)
+other 4xx (415 ...)    not retried: every row of the batch gets the error's code
 =====================  ==========================================================================
+
+A refusal is the client's or the API's fault, not the rows', so its code (INVALID_JSON, BAD_REQUEST,
+PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE ...) is not a permanent error and a rerun sends those rows again;
+only a text that a 400 VALIDATION_ERROR refuses on its own keeps it for good. A batch none of whose texts
+got an answer (refused even one by one, with a code that is not the text's own) counts as a failed batch
+below.
 
 Every answer's ``RateLimit: "per-user";r=<left>;t=<s>`` is read: at ``r=0`` every sender pauses until ``t``
 has passed, so a run rarely sees a 429 at all. (On an allowed answer this API's ``t`` is the time until
@@ -50,6 +62,12 @@ MAX_BATCH_TEXTS = 25
 MAX_BODY_BYTES = 32_768
 MAX_TEXT_CHARS = 1024
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+#: Row errors that are the row's own: the same text fails the same way again, so a rerun keeps them. Every
+#: other code (RATE_LIMITED, MODEL_UNAVAILABLE, BAD_GATEWAY, BAD_RESPONSE, INVALID_JSON ...) is retried by a
+#: rerun.
+PERMANENT_ERRORS = frozenset({"EMPTY_TEXT", "VALIDATION_ERROR", "INVALID_ENCODING", "MALFORMED_ROW"})
+#: Request-level refusals that say nothing about which text: the batch is split and sent again.
+_SPLIT_STATUSES = frozenset({400, 413})
 #: The bytes of ``{"texts":[]}``: a body is this plus each text's JSON string plus a comma between two.
 _BODY_OVERHEAD = len(b'{"texts":[]}')
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
@@ -241,6 +259,14 @@ class _Failure:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A 4xx for the request as a whole (400, 413, 415 ...): not retried as it is."""
+
+    status: int
+    code: str
+
+
 # ---- the batch call ------------------------------------------------------------------------------
 def text_size(text: str) -> int:
     """The bytes `text` takes in a request body (a UTF-8 JSON string)."""
@@ -272,6 +298,8 @@ class BatchApi:
         self.gate = RateGate(clock)
         self.retries: Counter[str] = Counter()
         self.requests = 0
+        #: refused batches split in halves and sent again (a 400, a 413 ...)
+        self.splits = 0
         self._token = token
         self._transport = transport
         self._clock = clock
@@ -283,6 +311,14 @@ class BatchApi:
         self._failed_in_a_row = 0
 
     def score(self, texts: Sequence[str]) -> list[Outcome]:
+        outcomes, refused = self._send(texts)
+        if refused is not None:  # not one text got an answer: as a batch whose retries ran out
+            self._count_failed_batch(refused)
+        return outcomes
+
+    def _send(self, texts: Sequence[str]) -> tuple[list[Outcome], str | None]:
+        """The outcomes, and the refusal's code when every text was refused on its own for a reason that is
+        not the text's own (else None)."""
         body = encode_body(texts)
         if not texts or len(texts) > MAX_BATCH_TEXTS or len(body) > MAX_BODY_BYTES:
             raise ValueError(f"a batch of {len(texts)} texts and {len(body)} bytes is outside the API's limits")
@@ -297,11 +333,13 @@ class BatchApi:
                     raise
                 refreshed = True
                 continue
+            if isinstance(answer, _Refused):
+                return self._refused(texts, answer)
             if not isinstance(answer, _Failure):
-                return answer
+                return answer, None
             attempts[answer.kind] += 1
             if attempts[answer.kind] >= self._policy.attempts(answer.kind):
-                return self._give_up(answer, len(texts))
+                return self._give_up(answer, len(texts)), None
             with self._lock:
                 self.retries[answer.label] += 1
             wait_s = answer.wait_s
@@ -312,7 +350,20 @@ class BatchApi:
             else:
                 self._clock.sleep(wait_s)
 
-    def _attempt(self, body: bytes, count: int) -> list[Outcome] | _Failure:
+    def _refused(self, texts: Sequence[str], refusal: _Refused) -> tuple[list[Outcome], str | None]:
+        # a code that names a text's fault is a permanent error: only a text refused on its own may keep it
+        own = refusal.code in PERMANENT_ERRORS
+        if (refusal.status in _SPLIT_STATUSES or own) and len(texts) > 1:
+            with self._lock:
+                self.splits += 1
+            half = len(texts) // 2
+            first, first_refused = self._send(texts[:half])
+            second, second_refused = self._send(texts[half:])
+            refused = second_refused if first_refused is not None else None
+            return first + second, refused
+        return [Outcome(error=refusal.code)] * len(texts), None if own else refusal.code
+
+    def _attempt(self, body: bytes, count: int) -> list[Outcome] | _Failure | _Refused:
         """One request: the outcomes, or a failure worth retrying; raises the fatal errors."""
         headers = {
             "Authorization": f"Bearer {self._token.get()}",
@@ -349,17 +400,20 @@ class BatchApi:
             return _Failure("unavailable", code, "503", _retry_after(response, self._policy.max_wait_s))
         if status >= 500 or 200 <= status < 300:
             return _Failure("server_error", code, str(status))
-        return [Outcome(error=code)] * count  # 400, 413, 415 ...: the batch itself is refused, not retried
+        return _Refused(status, code)  # 400, 413, 415 ...: the request itself is refused
 
     def _give_up(self, failure: _Failure, count: int) -> list[Outcome]:
         if failure.kind == "connection":
             attempts = self._policy.attempts(failure.kind)
             raise ApiUnreachable(self.url, f"no answer in {attempts} attempts; last: {failure.detail}", refused=False)
+        self._count_failed_batch(failure.code)
+        return [Outcome(error=failure.code)] * count
+
+    def _count_failed_batch(self, code: str) -> None:
         with self._lock:
             self._failed_in_a_row += 1
             if self._failed_in_a_row >= self._policy.failed_batches_to_stop:
-                raise ApiFailing(self._failed_in_a_row, failure.code)
-        return [Outcome(error=failure.code)] * count
+                raise ApiFailing(self._failed_in_a_row, code)
 
     def _server_wait(self, response: HttpResponse) -> float | None:
         wait = _retry_after(response, self._policy.max_wait_s)
@@ -375,7 +429,9 @@ class BatchApi:
 
 # ---- reading answers -----------------------------------------------------------------------------
 def parse_answer(body: bytes, count: int) -> list[Outcome]:
-    """The 200 answer: one Outcome per index (every index in results or errors, else MISSING_RESULT)."""
+    """The 200 answer: one Outcome per index. Every index 0..count-1 must come exactly once across results and
+    errors, and every result must have a known label: anything else is a BadResponse (an answer that misnumbers
+    its items would put one text's label on another row)."""
     try:
         document = json.loads(body)
     except ValueError:
@@ -388,7 +444,7 @@ def parse_answer(body: bytes, count: int) -> list[Outcome]:
     for item in document["results"]:
         index = _index(item, count)
         label = item.get("sentiment") if index is not None else None
-        if index is None or label not in LABELS:
+        if index is None or outcomes[index] is not None or label not in LABELS:
             raise BadResponse(f"result {item!r}")
         outcomes[index] = Outcome(sentiment=label, scores=_scores(item.get("scores")), model_version=version)
     errors = document.get("errors") or []
@@ -396,10 +452,13 @@ def parse_answer(body: bytes, count: int) -> list[Outcome]:
         raise BadResponse("errors is not a list")
     for item in errors:
         index = _index(item, count)
-        if index is None:
+        if index is None or outcomes[index] is not None:
             raise BadResponse(f"error {item!r}")
         outcomes[index] = Outcome(error=_code(item.get("code"), "ITEM_ERROR"))
-    return [outcome or Outcome(error="MISSING_RESULT") for outcome in outcomes]
+    answered = [outcome for outcome in outcomes if outcome is not None]
+    if len(answered) != count:
+        raise BadResponse(f"no result for index {outcomes.index(None)}")
+    return answered
 
 
 def _index(item: Any, count: int) -> int | None:

@@ -35,8 +35,10 @@ EXIT_OK, EXIT_RETRY, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EPILOG = f"""\
 The output has every input column plus sentiment, score_negative, score_neutral, score_positive,
-model_version and error, one row per input row, in input order. A rerun with the same OUT resumes: rows
-already scored (or refused for good: EMPTY_TEXT, VALIDATION_ERROR, MALFORMED_ROW) are kept, the others sent.
+model_version and error, one row per input row, in input order (an input that already has one of these
+columns needs --overwrite-columns). A rerun with the same OUT resumes: rows already scored (or refused for
+good: EMPTY_TEXT, VALIDATION_ERROR, MALFORMED_ROW) are kept, the others sent. One run at a time per OUT
+(OUT.lock).
 
 token: --token, else ${TOKEN_ENV}; against the local stack (a loopback URL) a development token is minted.
 exit status: 0 every row done; 1 done, but some rows failed for a passing reason (rerun to retry them);
@@ -64,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--timeout", type=float, default=35.0, help="seconds to wait for one answer (default: 35)")
     score.add_argument("--restart", action="store_true", help="ignore what a previous run saved in OUT(.partial)")
+    score.add_argument(
+        "--overwrite-columns",
+        action="store_true",
+        help="let the output's columns replace input columns of the same names (a scored file scored again)",
+    )
     return parser
 
 
@@ -127,6 +134,7 @@ def main(
             concurrency=args.concurrency,
             batch_size=args.batch_size,
             restart=args.restart,
+            overwrite_columns=args.overwrite_columns,
         )
         report = scorer.run()
     except KeyboardInterrupt:

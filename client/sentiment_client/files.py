@@ -7,16 +7,19 @@ import contextlib
 import csv
 import io
 import os
+import sys
 from collections import Counter
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any, TextIO
 
-from .api import MAX_TEXT_CHARS, Outcome
+from .api import MAX_TEXT_CHARS, PERMANENT_ERRORS, Outcome
 from .errors import ClientError
 
-#: The columns the output adds (or overwrites, when the input already has them: a scored file scored again).
+#: The columns the output adds (or overwrites with --overwrite-columns, when the input has them: a scored file
+#: scored again).
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "sentiment",
     "score_negative",
@@ -25,9 +28,6 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "model_version",
     "error",
 )
-#: Row errors that are the row's own: the same text fails the same way again, so a rerun keeps them. Every
-#: other code (RATE_LIMITED, MODEL_UNAVAILABLE, BAD_GATEWAY, MISSING_RESULT ...) is retried by a rerun.
-PERMANENT_ERRORS = frozenset({"EMPTY_TEXT", "VALIDATION_ERROR", "INVALID_ENCODING", "MALFORMED_ROW"})
 
 
 # ---- the input -----------------------------------------------------------------------------------
@@ -35,8 +35,11 @@ PERMANENT_ERRORS = frozenset({"EMPTY_TEXT", "VALIDATION_ERROR", "INVALID_ENCODIN
 class InputTable:
     path: Path
     header: list[str]
-    #: data rows (blank lines are not rows, as for csv.DictReader)
+    #: data rows
     rows: int
+    #: blank lines skipped: not rows when the header has several columns (in a one-column file a blank line is
+    #: a row with an empty text)
+    blank_lines: int = 0
 
     def iter_rows(self) -> Iterator[list[str]]:
         with _open_input(self.path) as handle:
@@ -45,6 +48,8 @@ class InputTable:
             for fields in reader:
                 if fields:
                     yield fields
+                elif len(self.header) == 1:  # a blank line (csv's empty record): a row with an empty text
+                    yield [""]
 
 
 def open_input(path: Path) -> InputTable:
@@ -60,12 +65,17 @@ def open_input(path: Path) -> InputTable:
             header = next(reader, None)
             if not header:
                 raise ClientError(f"{path} is empty: the first line must name the columns")
-            rows = sum(1 for fields in reader if fields)
+            rows = blank_lines = 0
+            for fields in reader:
+                if fields or len(header) == 1:  # as iter_rows
+                    rows += 1
+                else:
+                    blank_lines += 1
         except UnicodeDecodeError as error:
             raise ClientError(f"{path} is not UTF-8 text (byte {error.start} of a read block)") from None
         except csv.Error as error:
             raise ClientError(f"{path}, line {reader.line_num}: not valid CSV ({error})") from None
-    return InputTable(path, header, rows)
+    return InputTable(path, header, rows, blank_lines)
 
 
 def _open_input(path: Path) -> TextIO:
@@ -74,18 +84,30 @@ def _open_input(path: Path) -> TextIO:
 
 # ---- the output's columns ------------------------------------------------------------------------
 class Layout:
-    """The output's header (the input's columns, then the OUTPUT_COLUMNS it lacks) and its rows."""
+    """The output's header (the input's columns, then the OUTPUT_COLUMNS it lacks) and its rows.
 
-    def __init__(self, header: Sequence[str], column: str) -> None:
+    An input column named like an output column is refused, unless `overwrite` (--overwrite-columns: a scored
+    file scored again), when the output's value replaces the input's in that column."""
+
+    def __init__(self, header: Sequence[str], column: str, *, overwrite: bool = False) -> None:
         if column not in header:
             names = ", ".join(repr(name) for name in header)
             raise ClientError(f"the input has no column {column!r}; its columns: {names} (choose one with --column)")
         if column in OUTPUT_COLUMNS:
             raise ClientError(f"--column {column!r} is one of the columns the output writes: choose the text column")
+        taken = [name for name in OUTPUT_COLUMNS if name in header]
+        if taken and not overwrite:
+            names = ", ".join(repr(name) for name in taken)
+            raise ClientError(
+                f"the input already has the output's column{'s' if len(taken) > 1 else ''} {names}: rename "
+                "them, or pass --overwrite-columns to write the output's values in them (a scored file scored again)"
+            )
         self.width = len(header)
         self.text_index = list(header).index(column)
         self.header = list(header) + [name for name in OUTPUT_COLUMNS if name not in header]
         self._at = {name: self.header.index(name) for name in OUTPUT_COLUMNS}
+        #: the input's columns that the output keeps as they are (not overwritten)
+        self._kept = [index for index, name in enumerate(header) if name not in OUTPUT_COLUMNS]
 
     def text_of(self, fields: Sequence[str]) -> str:
         return fields[self.text_index] if self.text_index < len(fields) else ""
@@ -113,6 +135,16 @@ class Layout:
     def status_of(self, row: Sequence[str]) -> tuple[str, str]:
         """(sentiment, error) of an output row."""
         return row[self._at["sentiment"]], row[self._at["error"]]
+
+    def difference(self, row: Sequence[str], fields: Sequence[str]) -> str:
+        """How output `row` was not written for input `fields`: the first input column whose value differs
+        (fields beyond the header are not written, so not compared), else "" (written for them)."""
+        for index in self._kept:
+            if row[index] != (fields[index] if index < len(fields) else ""):
+                return f"column {self.header[index]!r}"
+        if (self.status_of(row)[1] == "MALFORMED_ROW") != (len(fields) != self.width):
+            return "the number of fields"
+        return ""
 
 
 def is_done(sentiment: str, error: str) -> bool:
@@ -143,8 +175,8 @@ def read_saved(path: Path, layout: Layout, table: InputTable) -> Saved:
     """Checks a previous output against the input and says which of its rows a rerun keeps.
 
     A last row cut short (no line end, too few fields: the write a crash interrupted) is not a row; any other
-    difference (columns, a row's text, more rows than the input) refuses the file rather than mixing two
-    inputs' results."""
+    difference (columns, any input field of a row, more rows than the input) refuses the file rather than
+    mixing two inputs' results."""
     saved = Saved(path)
     inputs = table.iter_rows()
     torn = False
@@ -162,8 +194,8 @@ def read_saved(path: Path, layout: Layout, table: InputTable) -> Saved:
         source = next(inputs, None)
         if source is None:
             raise _mismatch(path, f"it has more rows than {table.path}")
-        if layout.text_of(fields) != layout.text_of(source):
-            raise _mismatch(path, f"its row {number} has another text than row {number} of {table.path}")
+        if difference := layout.difference(fields, source):
+            raise _mismatch(path, f"its row {number} differs from row {number} of {table.path} in {difference}")
         sentiment, error = layout.status_of(fields)
         if is_done(sentiment, error):
             if error:
@@ -199,6 +231,90 @@ def _records(path: Path) -> Generator[tuple[list[str], int, bool]]:
         for fields in csv.reader(lines(handle)):
             if fields:
                 yield fields, offset, ended
+
+
+def count_rows(path: Path) -> int:
+    """The data rows of an output file (complete records after the header)."""
+    return max(0, sum(1 for _, _, complete in _records(path) if complete) - 1)
+
+
+# ---- one run per OUT -----------------------------------------------------------------------------
+#: fcntl.flock where there is one (POSIX): the kernel frees the lock when its process ends, however it ends,
+#: so a lock file left behind by a killed run is no obstacle. Elsewhere the lock file's existence is the lock.
+USE_FLOCK = sys.platform != "win32"
+
+
+class OutputLock:
+    """OUT.lock, held from before a run reads what was saved until its last write: two runs on the same OUT
+    would otherwise both append to OUT.partial and both rename it. The file holds the holder's process id; it
+    is removed when the run ends."""
+
+    def __init__(self, path: Path, out: Path) -> None:
+        self.path, self.out = path, out
+        self._fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        if USE_FLOCK:
+            self._fd = self._flock()
+        else:
+            self._create()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # still locked (flock): a run that opened it meanwhile sees it gone and retries
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _flock(self) -> int:
+        import fcntl  # POSIX only
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise self._busy(f"{self.path} is locked: wait for that run to end, or choose another OUT") from None
+            except OSError as error:  # a file system without locks
+                os.close(fd)
+                raise ClientError(
+                    f"cannot lock {self.path} ({error.strerror}): choose an OUT on another disk"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                current = os.stat(self.path)
+            except FileNotFoundError:
+                current = None
+            held = os.fstat(fd)
+            if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return fd
+            os.close(fd)  # the run that held it removed it as it ended: lock the one in its place
+
+    def _create(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise self._busy(
+                f"{self.path} exists; if no other run is active (one was killed), remove {self.path} and rerun"
+            ) from None
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+
+    def _busy(self, why: str) -> ClientError:
+        holder = ""
+        with contextlib.suppress(OSError, ValueError):
+            holder = f" (process {int(self.path.read_text(encoding='ascii'))})"
+        return ClientError(f"another run is writing {self.out}{holder}: {why}")
 
 
 # ---- writing -------------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ from .files import (
     PERMANENT_ERRORS,
     InputTable,
     Layout,
+    OutputLock,
     PartialWriter,
     Saved,
     copy_prefix,
+    count_rows,
     merge,
     open_input,
     read_saved,
@@ -31,6 +33,10 @@ MAX_CHUNK_ROWS = 500
 
 def partial_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
+
+
+def lock_path(out: Path) -> Path:
+    return out.with_name(out.name + ".lock")
 
 
 @dataclass(slots=True)
@@ -50,6 +56,9 @@ class Report:
     retries: Counter[str] = field(default_factory=Counter)
     pauses: int = 0
     paused_s: float = 0.0
+    splits: int = 0
+    #: blank lines of a multi-column input: not rows
+    blank_lines: int = 0
 
     @property
     def transient(self) -> int:
@@ -66,11 +75,14 @@ class Report:
             f"labels: {mix(self.labels, order=reversed(LABELS))}",
             f"errors: {mix(self.errors, total=done)}",
         ]
-        if self.retries or self.pauses:
+        if self.blank_lines:
+            lines.append(f"blank lines skipped: {self.blank_lines:,} (not rows of a file with several columns)")
+        if self.retries or self.pauses or self.splits:
             retries = ", ".join(f"{label}: {count}" for label, count in sorted(self.retries.items()))
             lines.append(
                 f"requests: {self.requests:,}; retries: {sum(self.retries.values())}"
                 f"{f' ({retries})' if retries else ''}; rate-limit pauses: {self.pauses} ({self.paused_s:.0f} s)"
+                f"{f'; refused batches split: {self.splits}' if self.splits else ''}"
             )
         if self.complete:
             lines.append(f"wrote {self.out}")
@@ -114,6 +126,7 @@ class Scorer:
         concurrency: int = 4,
         batch_size: int = MAX_BATCH_TEXTS,
         restart: bool = False,
+        overwrite_columns: bool = False,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_TEXTS:
             raise ClientError(f"--batch-size must be 1..{MAX_BATCH_TEXTS}")
@@ -122,6 +135,7 @@ class Scorer:
         self.source, self.out, self.partial = source, out, partial_path(out)
         self.api, self.clock, self.progress = api, clock, progress
         self.column, self.concurrency, self.batch_size, self.restart = column, concurrency, batch_size, restart
+        self.overwrite_columns = overwrite_columns
         self.report = Report(out)
         self.layout: Layout | None = None
         self.saved = Saved()
@@ -133,10 +147,15 @@ class Scorer:
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> Report:
         table = open_input(self.source)
-        self.layout = layout = Layout(table.header, self.column)
+        self.layout = layout = Layout(table.header, self.column, overwrite=self.overwrite_columns)
         self._check_paths()
+        with OutputLock(lock_path(self.out), self.out):  # before reading what was saved, until the last write
+            return self._run(table, layout)
+
+    def _run(self, table: InputTable, layout: Layout) -> Report:
         self.saved = saved = self._saved(layout, table)
         self.report.rows, self.report.kept = table.rows, saved.kept
+        self.report.blank_lines = table.blank_lines
         self.report.labels.update(saved.labels)
         self.report.errors.update(saved.errors)
         if table.rows > saved.rows or saved.path is None:
@@ -267,6 +286,12 @@ class Scorer:
         assert base is not None  # without saved rows there is a writer
         rows = self.saved.rows + (self._writer.rows_written if self._writer else 0)
         if complete:
+            found = count_rows(base)
+            if rows != self.report.rows or found != self.report.rows:
+                raise ClientError(
+                    f"{base} holds {found:,} rows for the {self.report.rows:,} rows of {self.source} (did another "
+                    f"program write to it?): {self.out} was not replaced; rerun with --restart"
+                )
             if self._replacements:
                 merge(base, rows, self._replacements, self.out)
                 if base != self.out:
@@ -285,6 +310,7 @@ class Scorer:
         self.report.requests = self.api.requests
         self.report.retries = Counter(self.api.retries)
         self.report.pauses, self.report.paused_s = self.api.gate.pauses, self.api.gate.paused_s
+        self.report.splits = self.api.splits
 
 
 def _ready(chunk: _Chunk) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sentiment_client import cli
+from sentiment_client import cli, files
 from sentiment_client.api import MAX_BODY_BYTES, Cancelled, Clock
 from sentiment_client.transport import HttpResponse, UrllibTransport
 
@@ -70,8 +70,9 @@ SCORES = {
 
 
 class FakeApi:
-    """Answers /predict/batch from a rule (label_of; "#reject#" → a VALIDATION_ERROR item error), or with the
-    next scripted answer: (status, headers, body) or "drop" (close the connection without an answer)."""
+    """Answers /predict/batch from a rule (label_of; "#reject#" → a VALIDATION_ERROR item error; "#refuse#" →
+    the whole request refused with 400 VALIDATION_ERROR), or with the next scripted answer: (status, headers,
+    body) or "drop" (close the connection without an answer)."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
@@ -94,6 +95,8 @@ class FakeApi:
             if len(body) > MAX_BODY_BYTES:
                 return 413, {}, {"error": {"code": "PAYLOAD_TOO_LARGE", "message": "too large"}}
             texts = json.loads(body)["texts"]
+            if any("#refuse#" in text for text in texts):
+                return 400, {}, error_body("VALIDATION_ERROR")
             self.batches.append(texts)
         results, errors = [], []
         for index, text in enumerate(texts):
@@ -257,21 +260,125 @@ def test_item_errors_become_error_rows_and_the_others_are_scored(api: FakeApi, c
     ]
 
 
-def test_an_answer_missing_a_row_and_without_scores(api: FakeApi, clock: FakeClock, tmp_path: Path):
-    api.script.append((200, {}, {"results": [{"index": 0, "sentiment": "neutral"}], "errors": []}))
+def test_an_answer_without_scores(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    results = [{"index": 0, "sentiment": "neutral"}, {"index": 1, "sentiment": "positive"}]
+    api.script.append((200, {}, {"results": results, "errors": []}))
     source = write_csv(tmp_path / "in.csv", ["text"], [["a"], ["b"]])
     code, _ = score(api, clock, source, tmp_path / "out.csv")
     out = read_csv(tmp_path / "out.csv")
-    assert code == 1  # MISSING_RESULT is worth a rerun
+    assert code == 0
     assert (out[0]["sentiment"], out[0]["score_neutral"], out[0]["model_version"]) == ("neutral", "", "")
-    assert out[1]["error"] == "MISSING_RESULT"
+    assert out[1]["sentiment"] == "positive"
+
+
+def answer_of(results: list[tuple[int, str]], errors: tuple[int, ...] = ()) -> tuple[int, dict[str, str], Any]:
+    return (
+        200,
+        {},
+        {
+            "results": [{"index": i, "sentiment": label, "scores": SCORES.get(label)} for i, label in results],
+            "errors": [{"index": i, "code": "VALIDATION_ERROR", "message": "refused"} for i in errors],
+            "model_version": MODEL_VERSION,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        answer_of([(0, "positive"), (0, "negative")]),  # index 0 twice: "bad 1" would get "good 0"'s label
+        answer_of([(1, "negative"), (1, "negative")]),
+        answer_of([(0, "positive")], errors=(0,)),  # one index in results and in errors
+        answer_of([(0, "positive"), (2, "negative")]),  # out of range
+        answer_of([(0, "positive")]),  # index 1 missing
+        answer_of([(0, "positive"), (1, "very negative")]),  # not a label
+    ],
+)
+def test_a_200_that_misnumbers_its_items_is_retried(api: FakeApi, clock: FakeClock, tmp_path: Path, bad: Any):
+    api.script.append(bad)
+    source = write_csv(tmp_path / "in.csv", ["text"], [["good 0"], ["bad 1"]])
+    code, err = score(api, clock, source, tmp_path / "out.csv")
+    assert code == 0, err
+    assert [row["sentiment"] for row in read_csv(tmp_path / "out.csv")] == ["positive", "negative"]
+    assert "retries: 1 (bad answer: 1)" in err and len(api.requests) == 2
+
+
+def test_bad_answers_that_run_out_of_retries_are_retried_by_a_rerun(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    source, out = texts_file(tmp_path, 30), tmp_path / "out.csv"
+    api.script.extend([answer_of([(0, "positive")] * 25)] * 4)  # the first batch, 4 attempts
+    code, err = score(api, clock, source, out, "--concurrency", "1")
+    assert code == 1, err
+    assert [row["error"] for row in read_csv(out)] == ["BAD_RESPONSE"] * 25 + [""] * 5
+    api.batches.clear()
+    code, err = score(api, clock, source, out)
+    assert code == 0, err
+    assert len(api.texts) == 25 and all(row["sentiment"] == label_of(row["text"]) for row in read_csv(out))
 
 
 def test_a_scored_file_scored_again_keeps_one_set_of_output_columns(api: FakeApi, clock: FakeClock, tmp_path: Path):
     score(api, clock, texts_file(tmp_path, 3), tmp_path / "once.csv")
-    code, err = score(api, clock, tmp_path / "once.csv", tmp_path / "twice.csv")
+    code, err = score(api, clock, tmp_path / "once.csv", tmp_path / "twice.csv", "--overwrite-columns")
     assert code == 0, err
     assert read_csv(tmp_path / "twice.csv") == read_csv(tmp_path / "once.csv")
+    # and resumed: the input's own output columns are overwritten, not compared
+    (tmp_path / "twice.csv").unlink()
+    argv = ("--batch-size", "1", "--concurrency", "1", "--overwrite-columns")
+    code, _ = score(api, clock, tmp_path / "once.csv", tmp_path / "twice.csv", *argv, transport=InterruptAfter(1))
+    assert code == 130
+    code, err = score(api, FakeClock(), tmp_path / "once.csv", tmp_path / "twice.csv", *argv)
+    assert code == 0, err
+    assert "resuming: 1 rows kept" in err and read_csv(tmp_path / "twice.csv") == read_csv(tmp_path / "once.csv")
+
+
+@pytest.mark.parametrize(
+    ("columns", "named"),
+    [
+        (["id", "text", "sentiment"], "column 'sentiment'"),
+        (["error", "text"], "column 'error'"),
+        (["text", "score_positive", "model_version"], "columns 'score_positive', 'model_version'"),
+    ],
+)
+def test_an_input_column_named_like_an_output_column_is_refused(
+    api: FakeApi, clock: FakeClock, tmp_path: Path, columns: list[str], named: str
+):
+    source = write_csv(tmp_path / "in.csv", columns, [[f"mine {i}" for i in range(len(columns))]])
+    code, err = score(api, clock, source, tmp_path / "out.csv")
+    assert (code, err) == (
+        2,
+        f"error: the input already has the output's {named}: rename them, or pass --overwrite-columns to write "
+        "the output's values in them (a scored file scored again)\n",
+    )
+    assert api.requests == [] and not (tmp_path / "out.csv").exists()
+    code, err = score(api, clock, source, tmp_path / "out.csv", "--overwrite-columns")
+    assert code == 0, err
+    [row] = read_csv(tmp_path / "out.csv")
+    assert list(row) == [*columns, *(name for name in OUTPUT_COLUMNS if name not in columns)]
+    assert row["sentiment"] == "neutral" and row["error"] == "" and row["model_version"] == MODEL_VERSION
+
+
+def test_a_blank_line_of_a_one_column_file_is_a_row_with_an_empty_text(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    (tmp_path / "in.csv").write_text("text\ngood one\n\nbad one\n", encoding="utf-8")
+    code, err = score(api, clock, tmp_path / "in.csv", tmp_path / "out.csv")
+    assert code == 0, err
+    out = read_csv(tmp_path / "out.csv")
+    assert [(row["text"], row["sentiment"], row["error"]) for row in out] == [
+        ("good one", "positive", ""),
+        ("", "", "EMPTY_TEXT"),
+        ("bad one", "negative", ""),
+    ]
+    assert "scored 3 of 3 rows" in err and "errors: EMPTY_TEXT 1 (33.3 %)" in err and "blank lines" not in err
+    assert api.texts == ["good one", "bad one"]
+    # a rerun keeps all three
+    assert score(api, clock, tmp_path / "in.csv", tmp_path / "out.csv")[0] == 0 and len(api.texts) == 2
+
+
+def test_blank_lines_of_a_multi_column_file_are_counted(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    (tmp_path / "in.csv").write_text("id,text\n1,good one\n\n2,bad one\r\n\r\n3,meh\n", encoding="utf-8")
+    code, err = score(api, clock, tmp_path / "in.csv", tmp_path / "out.csv")
+    assert code == 0, err
+    assert [row["id"] for row in read_csv(tmp_path / "out.csv")] == ["1", "2", "3"]
+    assert "scored 3 of 3 rows" in err
+    assert "blank lines skipped: 2 (not rows of a file with several columns)" in err.splitlines()
 
 
 # ---- batches -------------------------------------------------------------------------------------
@@ -388,13 +495,53 @@ def test_an_api_that_stops_answering_stops_the_run(api: FakeApi, clock: FakeCloc
     assert len(read_csv(tmp_path / "out.csv.partial")) == 25
 
 
-def test_a_refused_batch_is_not_retried(api: FakeApi, clock: FakeClock, tmp_path: Path):
+def test_a_batch_refused_with_400_is_split_and_sent_again(api: FakeApi, clock: FakeClock, tmp_path: Path):
     api.script.append((400, {}, error_body("INVALID_JSON")))
-    code, _ = score(api, clock, texts_file(tmp_path, 30), tmp_path / "out.csv", "--concurrency", "1")
+    code, err = score(api, clock, texts_file(tmp_path, 30), tmp_path / "out.csv", "--concurrency", "1")
     out = read_csv(tmp_path / "out.csv")
+    assert code == 0, err
+    assert all(row["sentiment"] == label_of(row["text"]) and not row["error"] for row in out)
+    assert [len(batch) for batch in api.batches] == [12, 13, 5] and clock.sleeps == []
+    assert "refused batches split: 1" in err
+
+
+def test_only_the_text_a_400_refuses_on_its_own_keeps_the_error(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    source, out = texts_file(tmp_path, 30), tmp_path / "out.csv"
+    rows = list(csv.reader(source.open(encoding="utf-8", newline="")))
+    rows[1 + 7][1] = "#refuse# good"  # the whole request is refused with 400 VALIDATION_ERROR
+    write_csv(source, rows[0], rows[1:])
+    code, err = score(api, clock, source, out, "--concurrency", "1")
+    assert code == 0, err
+    assert {i: row["error"] for i, row in enumerate(read_csv(out)) if row["error"]} == {7: "VALIDATION_ERROR"}
+    assert sorted(api.texts) == sorted(row[1] for row in rows[1:] if "#refuse#" not in row[1])
+    # 25 → 12 → 6 → 3 → 2 → 1 refused, each sibling answered: the row's own error, kept by a rerun
+    assert len(api.requests) == 2 + 2 * 5
+    requests = len(api.requests)
+    assert score(api, clock, source, out)[0] == 0 and len(api.requests) == requests
+
+
+def test_batches_refused_even_one_by_one_stop_the_run_and_a_rerun_retries_them(
+    api: FakeApi, clock: FakeClock, tmp_path: Path
+):
+    source, out = texts_file(tmp_path, 10), tmp_path / "out.csv"
+    api.script.extend([(400, {}, error_body("INVALID_JSON"))] * 9)  # 3 batches of 2: 3 requests each
+    code, err = score(api, clock, source, out, "--concurrency", "1", "--batch-size", "2")
+    assert code == 2
+    assert "error: 3 batches in a row failed after their retries (last: INVALID_JSON)" in err
+    assert [row["error"] for row in read_csv(tmp_path / "out.csv.partial")] == ["INVALID_JSON"] * 4
+    code, err = score(api, FakeClock(), source, out)  # not a permanent error: sent again
+    assert code == 0, err
+    assert all(row["sentiment"] for row in read_csv(out))
+
+
+def test_a_batch_refused_with_415_is_not_split_and_a_rerun_retries_it(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    source, out = texts_file(tmp_path, 30), tmp_path / "out.csv"
+    api.script.append((415, {}, error_body("UNSUPPORTED_MEDIA_TYPE")))
+    code, _ = score(api, clock, source, out, "--concurrency", "1")
     assert code == 1
-    assert [row["error"] for row in out] == ["INVALID_JSON"] * 25 + [""] * 5
+    assert [row["error"] for row in read_csv(out)] == ["UNSUPPORTED_MEDIA_TYPE"] * 25 + [""] * 5
     assert len(api.requests) == 2 and clock.sleeps == []
+    assert score(api, clock, source, out)[0] == 0 and all(row["sentiment"] for row in read_csv(out))
 
 
 # ---- clear errors --------------------------------------------------------------------------------
@@ -546,12 +693,128 @@ def test_a_saved_file_of_another_input_is_refused(api: FakeApi, clock: FakeClock
     code, err = score(api, FakeClock(), source, out)
     assert code == 2
     assert err == (
-        f"error: {tmp_path / 'out.csv.partial'} was not written for this input (its row 6 has another text than "
-        f"row 6 of {source}): remove it, choose another OUT, or pass --restart\n"
+        f"error: {tmp_path / 'out.csv.partial'} was not written for this input (its row 6 differs from row 6 of "
+        f"{source} in column 'text'): remove it, choose another OUT, or pass --restart\n"
     )
     assert len(api.requests) == requests
     code, _ = score(api, FakeClock(), source, out, "--restart")
     assert code == 0 and read_csv(out)[5]["text"] == "changed"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (
+            lambda rows: [[str(100 * (int(row[0]) + 1)), *row[1:]] for row in rows],
+            "row 1 differs from row 1 of {source} in column 'id'",
+        ),
+        (
+            lambda rows: [*rows[:5], [*rows[5], "x"], *rows[6:]],
+            "row 6 differs from row 6 of {source} in the number of fields",
+        ),
+        (lambda rows: [*rows[:2], rows[2][:1], *rows[3:]], "row 3 differs from row 3 of {source} in column 'text'"),
+    ],
+)
+def test_a_saved_file_of_an_input_changed_in_another_column_is_refused(
+    api: FakeApi, clock: FakeClock, tmp_path: Path, change: Any, why: str
+):
+    source, out = texts_file(tmp_path, 30), tmp_path / "out.csv"
+    score(api, clock, source, out, "--batch-size", "10", "--concurrency", "1", transport=InterruptAfter(2))
+    rows = list(csv.reader(source.open(encoding="utf-8", newline="")))
+    write_csv(source, rows[0], change(rows[1:]))
+    requests = len(api.requests)
+    code, err = score(api, FakeClock(), source, out)
+    assert (code, err) == (
+        2,
+        f"error: {out}.partial was not written for this input (its {why.format(source=source)}): remove it, "
+        "choose another OUT, or pass --restart\n",
+    )
+    assert len(api.requests) == requests
+
+
+def test_a_malformed_row_fixed_between_runs_is_not_kept(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    source, out = write_csv(tmp_path / "in.csv", ["id", "text"], [["1", "good"], ["2"], ["3", "bad"]]), tmp_path / "o"
+    assert score(api, clock, source, out)[0] == 0 and read_csv(out)[1]["error"] == "MALFORMED_ROW"
+    write_csv(source, ["id", "text"], [["1", "good"], ["2", ""], ["3", "bad"]])  # same fields once padded
+    code, err = score(api, clock, source, out)
+    assert code == 2 and "its row 2 differs from row 2 of" in err and "in the number of fields" in err
+
+
+# ---- one run per OUT -----------------------------------------------------------------------------
+class DuringFirstRequest:
+    """The real transport; during the first request, `action` runs (another run on the same OUT ...)."""
+
+    def __init__(self, action: Any) -> None:
+        self.action, self.results = action, []
+        self.inner = UrllibTransport()
+        self.lock = threading.Lock()
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> HttpResponse:
+        with self.lock:
+            action, self.action = self.action, None
+        if action is not None:
+            self.results.append(action())
+        return self.inner.post(url, body, headers, timeout_s)
+
+
+def test_a_second_run_on_the_same_out_is_refused(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    source, out = texts_file(tmp_path, 600), tmp_path / "out.csv"
+    second = DuringFirstRequest(lambda: (score(api, FakeClock(), source, out), len(api.requests)))
+    code, err = score(api, clock, source, out, "--concurrency", "1", transport=second)
+    assert code == 0, err
+    [((second_code, second_err), requests_then)] = second.results
+    assert (second_code, second_err) == (
+        2,
+        f"error: another run is writing {out} (process {os.getpid()}): {out}.lock is locked: wait for that run to "
+        "end, or choose another OUT\n",
+    )
+    assert requests_then == 0  # the second run sent nothing (the first one sends its first request next)
+    assert [row["id"] for row in read_csv(out)] == [str(i) for i in range(600)]
+    assert len(api.texts) == 600 and not (tmp_path / "out.csv.lock").exists()
+    assert score(api, FakeClock(), source, out)[0] == 0  # free again
+
+
+def test_a_lock_file_left_by_a_killed_run_does_not_block(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    source, out = texts_file(tmp_path, 30), tmp_path / "out.csv"
+    (tmp_path / "out.csv.lock").write_text("99999999\n")  # flock: the kernel freed the lock with its process
+    assert score(api, clock, source, out)[0] == 0
+    assert not (tmp_path / "out.csv.lock").exists()
+    code, _ = score(api, clock, source, tmp_path / "o2.csv", transport=InterruptAfter(0))
+    assert code == 130 and not (tmp_path / "o2.csv.lock").exists()  # removed however the run ends
+
+
+def test_without_flock_the_lock_file_is_created_exclusively(
+    api: FakeApi, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(files, "USE_FLOCK", False)
+    source, out, lock = texts_file(tmp_path, 30), tmp_path / "out.csv", tmp_path / "out.csv.lock"
+    lock.write_text("4242\n")
+    code, err = score(api, clock, source, out)
+    assert (code, err) == (
+        2,
+        f"error: another run is writing {out} (process 4242): {lock} exists; if no other run is active (one was "
+        f"killed), remove {lock} and rerun\n",
+    )
+    assert api.requests == [] and lock.exists()
+    lock.unlink()
+    assert score(api, clock, source, out)[0] == 0 and not lock.exists() and len(read_csv(out)) == 30
+
+
+def test_out_is_not_replaced_when_its_row_count_is_not_the_inputs(api: FakeApi, clock: FakeClock, tmp_path: Path):
+    source, out = texts_file(tmp_path, 600), tmp_path / "out.csv"
+    partial = tmp_path / "out.csv.partial"
+
+    def append_elsewhere() -> None:  # a writer that does not lock (an older client, another program)
+        with partial.open("a", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerows([[str(i), "x", "neutral", "", "", "", "", ""] for i in range(25)])
+
+    code, err = score(api, clock, source, out, "--concurrency", "1", transport=DuringFirstRequest(append_elsewhere))
+    assert (code, err.splitlines()[-1]) == (
+        2,
+        f"error: {partial} holds 625 rows for the 600 rows of {source} (did another program write to it?): {out} "
+        "was not replaced; rerun with --restart",
+    )
+    assert not out.exists()
 
 
 # ---- progress and summary ------------------------------------------------------------------------
