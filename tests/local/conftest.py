@@ -153,9 +153,11 @@ def local_stack(start_stack: Callable[[], AbstractContextManager[RunningStack]])
 @pytest.fixture(scope="session")
 def fault_stack(idp_keys_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """A second stack whose model server injects faults (``--enable-fault-injection``): a request whose
-    x-correlation-id is ``fault-<kind>-...`` meets that fault at the model (local_stack.model_server)."""
+    x-correlation-id is ``fault-<kind>-...`` meets that fault at the model (local_stack.model_server). The
+    answer cache is off, so that every request reaches the model server and meets its fault."""
     log_path = tmp_path_factory.mktemp("fault-stack") / "stack.log"
-    with _running_stack(idp_keys_dir, log_path, ("--enable-fault-injection",)) as stack:
+    extra = ("--enable-fault-injection", "--function-env", "PREDICTION_CACHE=off")
+    with _running_stack(idp_keys_dir, log_path, extra) as stack:
         yield stack
 
 
