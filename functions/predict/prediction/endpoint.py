@@ -124,10 +124,6 @@ class SageMakerEndpoint:
         self._batch_client: Any = None
         self._batch_attempt_s = attempt_s if batch_attempt_s is None else batch_attempt_s
 
-    @property
-    def name(self) -> str:
-        return self._endpoint_name
-
     @classmethod
     def from_settings(cls, settings: EndpointSettings) -> SageMakerEndpoint:
         def client(read_timeout_s: float) -> Any:
