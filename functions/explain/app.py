@@ -25,11 +25,11 @@ CACHE_HEADERS = {"Cache-Control": "private, max-age=60"}
 
 @app.get("/explain")
 def explain() -> Response:
-    return ok(explain_summary(reports, settings.live_endpoint), app, CACHE_HEADERS)
+    return ok(explain_summary(reports, settings.live_endpoint, app.context["deadline"]), app, CACHE_HEADERS)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context, settings.api.request_budget_s)
+    return handle(app, event, context, settings.budget_s)

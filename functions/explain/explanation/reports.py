@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from sentiment_api import aws
+from sentiment_api.deadline import Deadline
 from sentiment_api.errors import InvalidResponse, NotFound, ReportsUnavailable, ReportUnreadable
 from sentiment_api.schemas import compile_schema, validate_output
 from sentiment_core.contract import LABELS, REPORT_SCHEMA, bias_check_passed
@@ -35,6 +36,10 @@ ANALYSIS_FILE = "analysis.json"
 MARKDOWN_FILE = "report.md"
 TOP_TOKENS = 5
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+S3_CONNECT_TIMEOUT_S = 0.3
+S3_READ_TIMEOUT_S = 1.0
+#: The worst case of one S3 call (one attempt): a call starts only when this much of the deadline is left.
+S3_CALL_S = S3_CONNECT_TIMEOUT_S + S3_READ_TIMEOUT_S
 
 SCHEMAS = Path(__file__).with_name("schemas")
 _EXPLAIN_RESPONSE = compile_schema(SCHEMAS / "explain_response.json")
@@ -49,8 +54,9 @@ class StoredReport:
 
 
 class ReportStore(Protocol):
-    def latest(self) -> StoredReport | None:
-        """The newest complete report, or None when there is none."""
+    def latest(self, deadline: Deadline | None = None) -> StoredReport | None:
+        """The newest complete report, or None when there is none; a store with remote calls starts none
+        that cannot end before ``deadline``."""
         ...
 
 
@@ -74,31 +80,39 @@ class S3ReportStore:
 
     @classmethod
     def create(cls, bucket: str, prefix: str) -> S3ReportStore:
-        # Worst case per call 2 x (0.3 + 1.0) s; a list and a get stay within the function's 6 s timeout.
-        config = Config(connect_timeout=0.3, read_timeout=1.0, retries={"mode": "standard", "total_max_attempts": 2})
+        # One attempt per call (S3_CALL_S at worst): the request's deadline decides whether a call may start,
+        # not botocore's retries, so GET /explain answers 503 of its own before Lambda's timeout.
+        config = Config(
+            connect_timeout=S3_CONNECT_TIMEOUT_S,
+            read_timeout=S3_READ_TIMEOUT_S,
+            retries={"mode": "standard", "total_max_attempts": 1},
+        )
         return cls(aws.client("s3", config), bucket, prefix)
 
-    def _date_folders(self) -> list[str]:
+    def _date_folders(self, deadline: Deadline | None) -> list[str]:
         folders: list[str] = []
         paginator = self._client.get_paginator("list_objects_v2")
+        _check(deadline)
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
             for common in page.get("CommonPrefixes", []):
                 name = common["Prefix"][len(self.prefix) :].rstrip("/")
                 if _DATE_DIR.match(name):
                     folders.append(name)
+            _check(deadline)  # before the next page, if there is one
         return sorted(folders, reverse=True)
 
-    def latest(self) -> StoredReport | None:
+    def latest(self, deadline: Deadline | None = None) -> StoredReport | None:
         try:
-            return self._latest()
+            return self._latest(deadline)
         except (ClientError, BotoCoreError) as exc:
             # the code and type only: an AWS message may name the bucket or the role
             code = aws.error_code(exc) if isinstance(exc, ClientError) else ""
             raise ReportsUnavailable(retry_after_s=5, detail=f"S3: {type(exc).__name__} {code}".strip()) from None
 
-    def _latest(self) -> StoredReport | None:
-        for folder in self._date_folders():
+    def _latest(self, deadline: Deadline | None) -> StoredReport | None:
+        for folder in self._date_folders(deadline):
             key = f"{self.prefix}{folder}/{ANALYSIS_FILE}"
+            _check(deadline)
             try:
                 body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             except self._client.exceptions.NoSuchKey:
@@ -107,11 +121,18 @@ class S3ReportStore:
         return None
 
 
+def _check(deadline: Deadline | None) -> None:
+    """No S3 call that could outlast the request: a 503 with Retry-After now (the list of date folders or a
+    fallback to an older date took the time)."""
+    if deadline is not None and not deadline.allows(S3_CALL_S):
+        raise ReportsUnavailable(retry_after_s=5, detail="S3: no time left in the request's deadline")
+
+
 class FileReportStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def latest(self) -> StoredReport | None:
+    def latest(self, deadline: Deadline | None = None) -> StoredReport | None:  # local files: no deadline
         if not self.root.is_dir():
             return None
         folders = sorted((p for p in self.root.iterdir() if p.is_dir() and _DATE_DIR.match(p.name)), reverse=True)
@@ -210,9 +231,9 @@ def summarize(report: StoredReport, live_endpoint: str | None, top_n: int = TOP_
         raise ReportUnreadable(f"{report.location}: {exc.detail}") from None
 
 
-def explain_summary(store: ReportStore, live_endpoint: str | None) -> dict[str, Any]:
+def explain_summary(store: ReportStore, live_endpoint: str | None, deadline: Deadline | None = None) -> dict[str, Any]:
     """The use case of GET /explain: the latest report's summary, or NotFound (404) when there is none."""
-    report = store.latest()
+    report = store.latest(deadline)
     if report is None:
         raise NotFound(
             "No governance report exists yet: the weekly governance job writes the first one "

@@ -290,3 +290,47 @@ def test_a_report_the_answer_schema_cannot_carry_is_unreadable_not_a_500(field: 
         report[field] = value
     with pytest.raises(ReportUnreadable):
         summarize(stored(report), None)
+
+
+class SlowClock:
+    """A clock each S3 call advances by 1.3 s (one call's worst case)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_no_s3_call_starts_that_could_outlast_the_request(s3: Any) -> None:
+    from explanation.reports import S3_CALL_S
+    from sentiment_api.deadline import Deadline
+    from sentiment_api.errors import ReportsUnavailable
+
+    clock = SlowClock()
+    calls: list[str] = []
+
+    class Timed:
+        def __init__(self, client: Any) -> None:
+            self._client, self.exceptions = client, client.exceptions
+
+        def get_paginator(self, name: str) -> Any:
+            calls.append(name)
+            clock.now += S3_CALL_S
+            return self._client.get_paginator(name)
+
+        def get_object(self, **kwargs: Any) -> Any:
+            calls.append("get_object")
+            clock.now += S3_CALL_S
+            return self._client.get_object(**kwargs)
+
+    for day in ("2026-11-01", "2026-11-08", "2026-11-15"):  # three folders, none with analysis.json
+        s3.put_object(Bucket=BUCKET, Key=f"governance/{day}/report.md", Body=b"partial")
+    store = S3ReportStore(Timed(s3), BUCKET, "governance")
+
+    with pytest.raises(ReportsUnavailable) as raised:
+        store.latest(Deadline(expires_at=3 * S3_CALL_S + 0.1, clock=clock))
+
+    assert calls == ["list_objects_v2", "get_object", "get_object"]  # the third get could not end in time
+    assert raised.value.retry_after_s == 5
+    assert store.latest(Deadline(expires_at=clock.now + 10 * S3_CALL_S, clock=clock)) is None  # time enough: all
