@@ -24,7 +24,7 @@ export PATH := $(PY312_DIR):$(PATH)
 export PYTHONPATH := layers/core:layers/api:functions/predict:functions/explain:functions/canary_hooks:functions/retraining:functions/release_model:local:model:client
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv venv-sam venv-checkov node model train-model run token score test check lint types validate build bench soak eval simulate-release \
+.PHONY: help venv venv-sam venv-checkov node model train-model run token score integration test check lint types validate build bench soak eval simulate-release \
 	governance governance-bundle diagram clean
 
 help: ## list targets
@@ -54,6 +54,9 @@ token: venv ## print a development bearer token (SUB=alice selects the user)
 score: venv ## score a CSV through the API: IN=in.csv OUT=out.csv [COLUMN=text] [URL=https://...] (resumable)
 	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo "usage: make score IN=<input.csv> OUT=<output.csv> [COLUMN=text] [URL=<api url>] (the local stack by default: make run)" >&2; exit 2; }
 	@$(PY) -m sentiment_client score "$(IN)" "$(OUT)" --column "$(or $(COLUMN),text)"$(if $(URL), --url "$(URL)")
+
+integration: venv ## the black-box API suite (tests/integration): API_URL=https://... TOKEN=... for a deployed stack; the local stack otherwise
+	@SENTIMENT_API_URL="$(API_URL)" SENTIMENT_API_TOKEN="$(TOKEN)" $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 test: venv venv-sam venv-checkov node model ## set up from scratch and run every check and test (what CI runs)
 	@$(MAKE) --no-print-directory lint types
