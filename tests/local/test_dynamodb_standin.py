@@ -15,6 +15,10 @@ from moto.dynamodb.models.dynamo_type import Item
 
 
 def test_updates_leave_only_the_tables_items_in_memory() -> None:
+    # Earlier tests' garbage first: a server object of theirs finalised by the gc.collect() below would close
+    # a file descriptor number that this test's server may have been given since (seen once: waitress's
+    # trigger pipe, EBADF at shutdown).
+    gc.collect()
     server = start_dynamodb()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
