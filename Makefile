@@ -60,7 +60,9 @@ integration: venv ## the black-box API suite (tests/integration): API_URL=https:
 
 test: venv venv-sam venv-checkov node model ## set up from scratch and run every check and test (what CI runs)
 	@$(MAKE) --no-print-directory lint types
-	@$(PY) -m pytest -q --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
+	@$(PY) -m pytest -q --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) --ignore=tests/integration
+	@# the black-box suite in a process of its own, against a local stack it starts (as against a deployed one)
+	@$(MAKE) --no-print-directory integration
 
 check: test ## alias of test
 
