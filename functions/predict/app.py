@@ -3,15 +3,17 @@ folder); the request path they share with GET /explain is the sentiment_api laye
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from prediction.cache import CachedEndpoint
 from prediction.config import PredictSettings
-from prediction.endpoint import SageMakerEndpoint
+from prediction.endpoint import SageMakerEndpoint, SentimentEndpoint
 from prediction.usecase import predict as predict_sentiment
 from prediction.usecase import predict_batch
+from sentiment_api.deadline import Deadline
 from sentiment_api.http import create_resolver, handle, ok
 from sentiment_api.observability import logger, metrics, tracer
 from sentiment_api.ratelimit import DynamoDbRateLimiter
@@ -25,10 +27,14 @@ metrics.set_default_dimensions(Stage=settings.api.stage)
 app = create_resolver(limiter, fail_open=settings.api.rate_limit.fail_open)
 
 
-@app.post("/predict")
-def predict() -> Response:
+UseCase = Callable[[str | None, bool, str | None, str, SentimentEndpoint, Deadline], dict[str, Any]]
+
+
+def answer(use_case: UseCase) -> Response:
+    """The current request's body, encoding, content type, correlation id and deadline (the batch route's is
+    BATCH_REQUEST_BUDGET_S, set in handle) through ``use_case``, and its 200."""
     event = app.current_event
-    body = predict_sentiment(
+    body = use_case(
         event.body,
         bool(event.is_base64_encoded),
         event.headers.get("content-type"),
@@ -39,18 +45,14 @@ def predict() -> Response:
     return ok(body, app)
 
 
+@app.post("/predict")
+def predict() -> Response:
+    return answer(predict_sentiment)
+
+
 @app.post("/predict/batch")
 def predict_many() -> Response:
-    event = app.current_event
-    body = predict_batch(
-        event.body,
-        bool(event.is_base64_encoded),
-        event.headers.get("content-type"),
-        app.context["correlation_id"],
-        endpoint,
-        app.context["deadline"],  # BATCH_REQUEST_BUDGET_S: one call of up to 25 texts
-    )
-    return ok(body, app)
+    return answer(predict_batch)
 
 
 @logger.inject_lambda_context(clear_state=True)

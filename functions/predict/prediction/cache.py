@@ -144,7 +144,6 @@ class CachedEndpoint:
                 # the model changed under the hits: the whole batch again, in one call, so that one answer
                 # comes from one model (even if the endpoint alternates between two while it is updated)
                 misses, fresh = list(range(len(texts))), self._ask(list(texts), correlation_id, deadline, batch)
-                model = self._model_of(fresh[0])
             for i, prediction in zip(misses, fresh, strict=True):
                 answers[i] = prediction
                 self._cache.put(digests[i], prediction, self._model_of(prediction))
