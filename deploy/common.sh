@@ -13,8 +13,8 @@ die() {
 # require_env <env>: dev or prod (the [dev.*] / [prod.*] sections of samconfig.toml)
 require_env() {
   case "${1:-}" in
-    dev | prod) ;;
-    *) die "environment must be dev or prod, got '${1:-}'" ;;
+    dev | staging | prod) ;;
+    *) die "environment must be dev, staging or prod, got '${1:-}'" ;;
   esac
 }
 

@@ -64,3 +64,94 @@ def contains_wildcard(value: Any) -> bool:
     if isinstance(value, list):
         return any(contains_wildcard(v) for v in value)
     return False
+
+
+def evaluate_conditions(conditions: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, bool]:
+    """Every condition of a template with parameters resolved from ``values`` (name -> string or list):
+    Fn::Equals of Ref/literal, Fn::Not, Fn::And, Fn::Or and Condition, as CloudFormation evaluates them."""
+    truth: dict[str, bool] = {}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, Mapping) and set(node) == {"Ref"}:
+            return values[node["Ref"]]
+        assert isinstance(node, str), f"cannot evaluate {node!r} in a condition"
+        return node
+
+    def holds(node: Any) -> bool:
+        ((fn, arg),) = node.items()
+        if fn == "Condition":
+            return named(arg)
+        if fn == "Fn::Equals":
+            return bool(value(arg[0]) == value(arg[1]))
+        if fn == "Fn::Not":
+            return not holds(arg[0])
+        if fn == "Fn::And":
+            return all(holds(a) for a in arg)
+        if fn == "Fn::Or":
+            return any(holds(a) for a in arg)
+        raise AssertionError(f"unknown condition function {fn}")
+
+    def named(name: str) -> bool:
+        if name not in truth:
+            truth[name] = holds(conditions[name])
+        return truth[name]
+
+    for name in conditions:
+        named(name)
+    return truth
+
+
+_NO_VALUE = object()
+
+
+def _choose(node: Any, truth: Mapping[str, bool]) -> Any:
+    if isinstance(node, Mapping):
+        if set(node) == {"Fn::If"}:
+            name, when_true, when_false = node["Fn::If"]
+            return _choose(when_true if truth[name] else when_false, truth)
+        if node == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
+        chosen = {k: _choose(v, truth) for k, v in node.items()}
+        return {k: v for k, v in chosen.items() if v is not _NO_VALUE}
+    if isinstance(node, list):
+        return [c for c in (_choose(v, truth) for v in node) if c is not _NO_VALUE]
+    return node
+
+
+def deployed(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """What CloudFormation would deploy from a (transformed) template with these parameter values: resources
+    and outputs whose Condition is false dropped, every Fn::If replaced by its chosen branch
+    (AWS::NoValue removed). References are left as they are."""
+    truth = evaluate_conditions(template.get("Conditions", {}), values)
+    kept: dict[str, Any] = {}
+    for section in ("Resources", "Outputs"):
+        kept[section] = {
+            lid: _choose({k: v for k, v in body.items() if k != "Condition"}, truth)
+            for lid, body in (template.get(section) or {}).items()
+            if "Condition" not in body or truth[body["Condition"]]
+        }
+    kept["Conditions"] = truth
+    return kept
+
+
+def referenced_ids(node: Any) -> set[str]:
+    """Logical ids a node refers to (Ref, Fn::GetAtt, ${Name} and ${Name.Attr} in Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(node, Mapping):
+        if set(node) == {"Ref"} and isinstance(node["Ref"], str):
+            found.add(node["Ref"])
+        elif set(node) == {"Fn::GetAtt"}:
+            target = node["Fn::GetAtt"]
+            found.add(target.split(".", 1)[0] if isinstance(target, str) else target[0])
+        elif set(node) == {"Fn::Sub"}:
+            body = node["Fn::Sub"]
+            text, local = (body[0], body[1]) if isinstance(body, list) else (body, {})
+            found |= {m.split(".", 1)[0] for m in _SUB_VAR.findall(text) if m.split(".", 1)[0] not in local}
+            found |= referenced_ids(local)
+        else:
+            for item in node.values():
+                found |= referenced_ids(item)
+    elif isinstance(node, list):
+        for item in node:
+            found |= referenced_ids(item)
+    return found

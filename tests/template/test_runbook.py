@@ -113,7 +113,7 @@ def names(cfn: dict[str, Any]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def dashboard_titles(cfn: dict[str, Any]) -> set[str]:
-    body = cfn["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = cfn["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
     parsed = json.loads(re.sub(r"\$\{[^}!]+\}", "x", body))
     return {w["properties"]["title"] for w in parsed["widgets"] if "title" in w["properties"]}
 

@@ -84,9 +84,19 @@ def test_jwt_authorizer_wired_to_parameters(body: dict[str, Any]) -> None:
     authorizer = schemes["JwtAuthorizer"]["x-amazon-apigateway-authorizer"]
     assert authorizer["type"] == "jwt"
     assert authorizer["identitySource"] == "$request.header.Authorization"
+    # the given issuer and audiences, or the stack's own user pool and its two clients
+    # (tests/template/test_template_combinations.py checks each combination)
     assert authorizer["jwtConfiguration"] == {
-        "issuer": {"Ref": "JwtIssuerUrl"},
-        "audience": {"Ref": "JwtAudiences"},
+        "issuer": {
+            "Fn::If": [
+                "CreateUserPool",
+                {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"},
+                {"Ref": "JwtIssuerUrl"},
+            ]
+        },
+        "audience": {
+            "Fn::If": ["CreateUserPool", [{"Ref": "MachineClient"}, {"Ref": "PeopleClient"}], {"Ref": "JwtAudiences"}]
+        },
     }
 
 

@@ -73,13 +73,34 @@ def test_globals_hold_the_shared_function_settings(sam_template: dict[str, Any])
     }
 
 
+SERVING_ENDPOINT = {
+    "Fn::If": [
+        "UseBootstrapEndpoint",
+        {
+            "Fn::Sub": [
+                "sentiment-${Stage}-bootstrap-${Id}",
+                {
+                    "Id": {
+                        "Fn::Select": [
+                            0,
+                            {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]},
+                        ]
+                    }
+                },
+            ]
+        },
+        {"Ref": "SageMakerEndpointName"},
+    ]
+}
+
+
 def test_environment_matches_the_configuration_contract(function: dict[str, Any]) -> None:
     # docs/architecture.md: the required variables; optional ones keep their code defaults.
     assert function["Properties"]["Environment"]["Variables"] == {
         "POWERTOOLS_SERVICE_NAME": "sentiment-api",
         "POWERTOOLS_METRICS_NAMESPACE": "SentimentApi",
         "STAGE": {"Ref": "Stage"},
-        "SAGEMAKER_ENDPOINT_NAME": {"Ref": "SageMakerEndpointName"},
+        "SAGEMAKER_ENDPOINT_NAME": SERVING_ENDPOINT,
         "RATE_LIMIT_TABLE_NAME": {"Ref": "RateLimitTable"},
         "RATE_LIMIT_PER_MINUTE": {"Ref": "RateLimitPerMinute"},
         "RATE_LIMIT_BURST": {"Ref": "RateLimitBurst"},
@@ -172,7 +193,7 @@ def test_role_invokes_only_this_stacks_endpoints(role: dict[str, Any], function:
     }
     assert not {"NotAction", "NotResource"} & set(statement)
     env = function["Properties"]["Environment"]["Variables"]
-    assert env["SAGEMAKER_ENDPOINT_NAME"] == {"Ref": "SageMakerEndpointName"}
+    assert env["SAGEMAKER_ENDPOINT_NAME"] == SERVING_ENDPOINT
 
 
 def test_no_wildcards_in_inline_policies(role: dict[str, Any]) -> None:
@@ -214,8 +235,9 @@ def test_endpoint_name_must_be_lower_case(cfn: dict[str, Any]) -> None:
     pattern = cfn["Parameters"]["SageMakerEndpointName"]["AllowedPattern"]
     for good in ("sentiment-endpoint", "a", "e1-2", "x" * 63):
         assert re.fullmatch(pattern, good), good
-    for bad in ("Sentiment-Endpoint", "-lead", "trail-", "under_score", "x" * 64, ""):
+    for bad in ("Sentiment-Endpoint", "-lead", "trail-", "under_score", "x" * 64):
         assert not re.fullmatch(pattern, bad), bad
+    assert re.fullmatch(pattern, ""), "empty: the stack serves the shipped model (the bootstrap endpoint)"
 
 
 def test_predict_is_built_from_nothing_the_other_functions_own(sam_template: dict[str, Any]) -> None:

@@ -87,7 +87,7 @@ def test_outputs(cfn: dict[str, Any], output: str, expected: Any) -> None:
 
 
 def test_stage_parameter(cfn: dict[str, Any]) -> None:
-    assert cfn["Parameters"]["Stage"]["AllowedValues"] == ["dev", "prod"]
+    assert cfn["Parameters"]["Stage"]["AllowedValues"] == ["dev", "staging", "prod"]
 
 
 def test_template_is_organised_in_commented_sections() -> None:

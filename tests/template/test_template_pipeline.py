@@ -3,6 +3,8 @@ weekly schedule shipped disabled, least-privilege roles (no *FullAccess, PassRol
 
 from __future__ import annotations
 
+import json
+
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -227,15 +229,18 @@ def test_state_machine_roles(resources: dict[str, Any]) -> None:
     retrain = by_sid(resources, "RetrainStateMachineRole")
     assert set(retrain) == {
         "InvokeTaskFunctions",
-        "AutopilotJob",
-        "ModelEndpointConfigEndpoint",
+        "CreateTaggedSageMakerResources",
+        "TagOnlyWhileCreating",
+        "UseTaggedEndpointConfigs",
+        "ManageTaggedSageMakerResources",
         "PassTheSageMakerRoleToSageMakerOnly",
         "OneExecutionAtATime",
         "RecordLineage",
         "Notify",
         "EncryptNotifications",
     }
-    assert retrain["AutopilotJob"]["Resource"]["Fn::Sub"].endswith(":automl-job/sentiment-${Stage}*")
+    # SageMaker by tag, not by name (tests/template/test_template_combinations.py: the tag conditions)
+    assert all("sentiment-${Stage}" not in json.dumps(s) for s in retrain.values())
     assert retrain["RecordLineage"]["Resource"] == {"Fn::Sub": "${ReportsBucket.Arn}/lineage/*"}
     # one execution at a time: it lists its own executions (and no longer reads the stack itself)
     assert retrain["OneExecutionAtATime"]["Action"] == "states:ListExecutions"
@@ -245,9 +250,10 @@ def test_state_machine_roles(resources: dict[str, Any]) -> None:
     }
     assert not any("cloudformation:" in str(s["Action"]) for s in retrain.values())
     governance = by_sid(resources, "GovernanceStateMachineRole")
-    assert governance["GovernanceProcessingJobs"]["Resource"]["Fn::Sub"].endswith(
-        ":processing-job/sentiment-${Stage}-gov*"
+    assert {"CreateTaggedProcessingJobs", "TagProcessingJobsOnlyWhileCreating", "ManageTaggedProcessingJobs"} <= set(
+        governance
     )
+    assert all("processing-job/sentiment-" not in json.dumps(s) for s in governance.values())
     assert governance["WriteClarifyConfiguration"]["Resource"] == {
         "Fn::Sub": "${DataBucket.Arn}/governance/clarify-config/*"
     }

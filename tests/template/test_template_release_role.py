@@ -32,7 +32,7 @@ from cfnlint.helpers import load_resource
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from samtranslator.intrinsics.resolver import IntrinsicsResolver
 
-from tests.template.cfn_helpers import as_list, of_type, policy_statements
+from tests.template.cfn_helpers import as_list, deployed, of_type, policy_statements
 from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT, TEMPLATE_PATH, TEST_PARAMETERS
 from tools.transform_template import load_template, parameter_values, transform
 
@@ -53,6 +53,16 @@ AFTER = {
     "SageMakerEndpointName": "sentiment-prod-20260201-000000",
     "PreviousSageMakerEndpointName": "sentiment-prod-20260101-000000",
 }
+#: The first release of a stack deployed with nothing given: it served the bootstrap endpoint (the bundle
+#: stays set: UsePreviousValue) and records it as the previous one.
+BOOTSTRAP_BUNDLE = "s3://sam-artifacts/sentiment-api-prod/bootstrap-model/" + "0" * 64 + ".tar.gz"
+FIRST_BEFORE = {**TEST_PARAMETERS, "SageMakerEndpointName": "", "BootstrapModelDataUrl": BOOTSTRAP_BUNDLE}
+FIRST_AFTER = {
+    **FIRST_BEFORE,
+    "SageMakerEndpointName": "sentiment-prod-20260201-000000",
+    "PreviousSageMakerEndpointName": "sentiment-prod-bootstrap-1a2b3c4d",
+}
+SCENARIOS = {"a-release": (BEFORE, AFTER), "the-first-release": (FIRST_BEFORE, FIRST_AFTER)}
 MODIFY, REPLACE, DELETE, CREATE = "Update:Modify", "Update:Replace", "Update:Delete", "Create"
 UPDATE_ACTIONS = (MODIFY, REPLACE, DELETE)
 
@@ -142,7 +152,9 @@ def _resolved(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     cfn = transform(TEMPLATE_PATH, parameter_overrides=parameters)
     values = {**parameter_values(load_template(TEMPLATE_PATH), parameters), **PSEUDO_PARAMETERS}
     resolver = IntrinsicsResolver(values)
-    return cfn, resolver.resolve_parameter_refs(copy.deepcopy(cfn["Resources"]))
+    resources = resolver.resolve_parameter_refs(copy.deepcopy(cfn["Resources"]))
+    # what CloudFormation deploys with these values: conditional resources and Fn::If branches chosen
+    return cfn, deployed({"Conditions": cfn.get("Conditions", {}), "Resources": resources}, values)["Resources"]
 
 
 @cache
@@ -212,10 +224,12 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[Change, ...]:
     return tuple(sorted(changes.values(), key=lambda c: c.logical_id))
 
 
-@pytest.fixture(scope="module")
-def release() -> Release:
-    _, before = _resolved(BEFORE)
-    cfn, after = _resolved(AFTER)
+@pytest.fixture(scope="module", params=sorted(SCENARIOS))
+def release(request: pytest.FixtureRequest) -> Release:
+    """A release between two retrained endpoints, and the first one, from the bootstrap endpoint."""
+    before_values, after_values = SCENARIOS[request.param]
+    _, before = _resolved(before_values)
+    cfn, after = _resolved(after_values)
     return Release(before, after, cfn, _diff(before, after))
 
 
@@ -348,9 +362,16 @@ def test_a_release_changes_no_iam_principal_or_policy(release: Release) -> None:
     assert touched == []
 
 
+#: Conditions on the release parameters that only choose a value (Fn::If), never whether a resource exists:
+#: the endpoint the functions call (the bootstrap one while SageMakerEndpointName is empty).
+VALUE_ONLY_CONDITIONS = {"UseBootstrapEndpoint"}
+
+
 def test_no_resource_is_conditional_on_a_release_parameter(release: Release) -> None:
-    """A condition on the endpoint parameters would let a release create or remove resources; the only one
-    (HasPreviousSageMakerEndpoint) serves an output."""
+    """A condition on the endpoint parameters would let a release create or remove resources; the ones that
+    exist serve an output (HasPreviousSageMakerEndpoint) or choose the endpoint name the functions, the
+    version's description and the dashboard read (UseBootstrapEndpoint: the first release changes those
+    values, like any release, and the bootstrap endpoint stays; the scenarios above diff both)."""
     conditions = release.template.get("Conditions", {})
     dependent: set[str] = set()
     grew = True
@@ -365,9 +386,14 @@ def test_no_resource_is_conditional_on_a_release_parameter(release: Release) -> 
                 dependent.add(name)
                 grew = True
     resources_text = json.dumps(release.template["Resources"])
+    assert VALUE_ONLY_CONDITIONS <= dependent, "stale: the bootstrap choice no longer depends on the endpoint"
     for name in dependent:
         assert f'"Condition": "{name}"' not in resources_text, name
-        assert f'"Fn::If": ["{name}"' not in resources_text, name
+        if name not in VALUE_ONLY_CONDITIONS:
+            assert f'"Fn::If": ["{name}"' not in resources_text, name
+    for name in VALUE_ONLY_CONDITIONS:  # never around a statement, a resource's existence or a list
+        for resource in release.template["Resources"].values():
+            assert f'"Condition": "{name}"' not in json.dumps(resource), name
 
 
 def test_the_stack_policy_allows_every_change_of_a_release(release: Release, stack_policy: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ STAR_RESOURCE_ACTIONS: dict[str, str] = {
     "xray:PutTelemetryRecords": "no resource-level permissions",
     "xray:GetSamplingRules": "no resource-level permissions",
     "xray:GetSamplingTargets": "no resource-level permissions",
+    "ecr:GetAuthorizationToken": "no resource-level permissions (the bootstrap model pulls its AWS image)",
 }
 
 #: AWS managed policies a role may carry, and why.
@@ -75,7 +76,10 @@ def _efs(props: Mapping[str, Any]) -> bool:
 
 
 def _sagemaker_endpoint_config(props: Mapping[str, Any]) -> bool:
-    return bool(props.get("KmsKeyId"))
+    """A KMS key for the instances' storage volumes; serverless variants have no volume of the account's and
+    take no KmsKeyId (Serverless Inference's feature exclusions list KMS keys), so only they may omit it."""
+    variants = props.get("ProductionVariants", [])
+    return bool(props.get("KmsKeyId")) or bool(variants) and all("ServerlessConfig" in v for v in variants)
 
 
 ENCRYPTED: dict[str, Any] = {
@@ -129,6 +133,12 @@ NO_DATA_AT_REST = {
     "AWS::Events::Rule",
     "AWS::Scheduler::Schedule",
     "AWS::SageMaker::Model",
+    "AWS::SageMaker::Endpoint",
+    # Cognito encrypts the user pool's data at rest itself (no customer key option in CloudFormation here).
+    "AWS::Cognito::UserPool",
+    "AWS::Cognito::UserPoolClient",
+    "AWS::Cognito::UserPoolDomain",
+    "AWS::Cognito::UserPoolResourceServer",
     "AWS::SSM::Parameter",
     "AWS::CloudFormation::WaitConditionHandle",
 }
@@ -351,8 +361,11 @@ def strings(node: Any) -> Iterator[str]:
 
 
 def test_no_plain_http_urls_anywhere(cfn: dict[str, Any]) -> None:
-    plain = [s for s in strings(cfn) if "http://" in s]
+    """The one exception: the people client's default redirect to a loopback address (a native app's
+    redirect, RFC 8252 7.3; Cognito accepts http:// for localhost only)."""
+    plain = [s for s in strings(cfn) if "http://" in s and not s.startswith("http://localhost:")]
     assert not plain, plain
+    assert cfn["Parameters"]["UserCallbackUrls"]["Default"] == "http://localhost:8400/callback"
 
 
 def test_apis_are_http_apis_served_over_https_only(resources: dict[str, Any], cfn: dict[str, Any]) -> None:
@@ -370,7 +383,7 @@ def test_apis_are_http_apis_served_over_https_only(resources: dict[str, Any], cf
         assert protocol == "HTTP", lid
         if domains:
             assert props.get("DisableExecuteApiEndpoint") is True, f"{lid}: custom domain, execute-api still open"
-    assert cfn["Parameters"]["JwtIssuerUrl"]["AllowedPattern"].startswith("^https://")
+    assert cfn["Parameters"]["JwtIssuerUrl"]["AllowedPattern"] == "^$|^https://[^\\s]+$"
 
 
 def test_the_routes_integrate_lambda_only(resources: dict[str, Any]) -> None:

@@ -18,6 +18,9 @@ from .errors import StackUnreadable
 
 ENDPOINT_PARAMETER = "SageMakerEndpointName"
 PREVIOUS_ENDPOINT_PARAMETER = "PreviousSageMakerEndpointName"
+#: The stack output naming the endpoint the functions call: the parameter's value, or, while the parameter is
+#: empty (no release yet), the bootstrap endpoint the stack created (template.yaml, UseBootstrapEndpoint).
+ENDPOINT_OUTPUT = "SageMakerEndpointName"
 #: How far back DescribeStackEvents is read for a release's token (100 events a page), at most.
 MAX_EVENT_PAGES = 20
 #: The statuses in which the stack's parameters are what is deployed: an operation ended cleanly. Anything
@@ -34,6 +37,7 @@ class StackView:
     name: str
     status: str
     parameters: Mapping[str, str]
+    outputs: Mapping[str, str]
     operation_token: str | None  # the ClientRequestToken of the newest event: the latest operation's
     token_seen: bool  # the token asked for is on an event since the run started (its update was submitted)
 
@@ -49,7 +53,9 @@ class StackView:
 
     @property
     def live_endpoint(self) -> str | None:
-        return self.parameters.get(ENDPOINT_PARAMETER)
+        """The endpoint the functions call: the parameter, or the bootstrap endpoint while it is empty."""
+        value = self.parameters.get(ENDPOINT_PARAMETER)
+        return value or self.outputs.get(ENDPOINT_OUTPUT) or value
 
     @property
     def previous_endpoint(self) -> str:
@@ -72,6 +78,7 @@ def read(cloudformation: Any, stack: str, token: str | None = None, since: datet
         name=described["StackName"],
         status=described["StackStatus"],
         parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])},
+        outputs={o["OutputKey"]: o.get("OutputValue", "") for o in described.get("Outputs", [])},
         operation_token=operation_token,
         token_seen=seen,
     )

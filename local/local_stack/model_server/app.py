@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -10,8 +9,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-import numpy as np
 from sentiment_core import wire
+from sentiment_model import serving
+from sentiment_model.serving import CSV, JSON, MAX_PAYLOAD_BYTES, InvocationError, model_error
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer
@@ -23,9 +23,6 @@ log = logging.getLogger("local_stack.model_server")  # one logger for the server
 
 DEFAULT_ENDPOINT_NAME = "sentiment-local"
 ACCOUNT_ID = "000000000000"  # what appears in "Endpoint x of account ... not found."
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint payload limit
-JSON = "application/json"
-CSV = "text/csv"
 CUSTOM_ATTRIBUTES = wire.CUSTOM_ATTRIBUTES_HEADER
 _SAFE_LOG_VALUE = re.compile(r"[^A-Za-z0-9._:@/+=-]")
 
@@ -54,65 +51,8 @@ class Faults:
         return None
 
 
-class InvocationError(Exception):
-    """An error answer in the SageMaker runtime's shape."""
-
-    def __init__(self, status: int, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"__type": self.error_type, "message": self.message}
-        if self.error_type == "ModelError":
-            body.update(OriginalStatusCode=self.status, OriginalMessage=self.message)
-        return body
-
-
-def model_error(status: int, message: str) -> InvocationError:
-    return InvocationError(status, "ModelError", message)
-
-
-# --- request parsing ------------------------------------------------------------------------------------
-
-
-def parse_csv(body: bytes) -> tuple[list[str], bool]:
-    """RFC 4180 records, one text per record (sentiment_core.wire.decode_texts). Returns (texts, is_batch).
-    Blank lines are skipped; an empty body is one empty text (answered like any other text)."""
-    try:
-        texts = wire.decode_texts(body)
-    except wire.WireError as exc:
-        raise model_error(400, str(exc)) from None
-    return texts, len(texts) > 1
-
-
-def parse_json(body: bytes) -> tuple[list[str], bool]:
-    """``{"text": str}`` (single) or ``{"instances": [{"text": str}, ...]}`` (batch)."""
-    try:
-        doc = json.loads(body.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise model_error(400, f"the body is not valid UTF-8 (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise model_error(400, f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    if isinstance(doc, dict) and "text" in doc:
-        if not isinstance(doc["text"], str):
-            raise model_error(400, '"text" must be a string')
-        return [doc["text"]], False
-    if isinstance(doc, dict) and "instances" in doc:
-        instances = doc["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise model_error(400, '"instances" must be a non-empty list')
-        texts = []
-        for i, inst in enumerate(instances):
-            if not isinstance(inst, dict) or not isinstance(inst.get("text"), str):
-                raise model_error(400, f'instances[{i}] must be an object with a string "text"')
-            texts.append(inst["text"])
-        return texts, True
-    raise model_error(400, 'expected {"text": "..."} or {"instances": [{"text": "..."}, ...]}')
-
-
-PARSERS = {CSV: parse_csv, JSON: parse_json}
+# The protocol (request parsing, errors, answers) is sentiment_model.serving's, shared with the bootstrap
+# endpoint's container: one implementation.
 
 
 # --- the app --------------------------------------------------------------------------------------------
@@ -183,31 +123,22 @@ class ModelServer:
         injected = self.faults.before_invocation(request, endpoint_name)
         if injected is not None:
             return injected
-        parser = PARSERS.get(request.mimetype)
-        if parser is None:
+        if request.mimetype not in serving.PARSERS:
             shown = request.mimetype or "(none)"
             raise model_error(415, f"unsupported Content-Type {shown}; use {CSV} or {JSON}")
-        if request.headers.get("Accept") and request.accept_mimetypes.best_match([JSON]) is None:
-            raise model_error(406, f"cannot answer Accept: {request.headers['Accept']}; this model answers {JSON}")
+        serving.check_accept(request.headers.get("Accept"))
         if (request.content_length or 0) > MAX_PAYLOAD_BYTES:
             raise model_error(413, f"the body exceeds {MAX_PAYLOAD_BYTES} bytes")
         body = request.stream.read(MAX_PAYLOAD_BYTES + 1)
-        if len(body) > MAX_PAYLOAD_BYTES:
-            raise model_error(413, f"the body exceeds {MAX_PAYLOAD_BYTES} bytes")
-        texts, batch = parser(body)
-        stats["texts"] = len(texts)
-        predictions = self.predict(texts)
-        payload = {"predictions": predictions} if batch else predictions[0]
-        return self.json_response(200, payload)
+        parsed = serving.parse_request(body, request.mimetype)
+        stats["texts"] = len(parsed.texts)
+        return self.json_response(200, serving.answer(parsed, self.predict(parsed.texts)))
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        proba = np.asarray(self.model.predict_proba(texts), dtype=np.float64)
-        if proba.shape != (len(texts), len(self.labels)):
-            raise RuntimeError(f"model returned shape {proba.shape} for {len(texts)} texts")
-        return [wire.answer_object([float(p) for p in row], self.labels, self.version) for row in proba]
+        return serving.predict(self.model, texts)
 
     def json_response(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-        response = Response(json.dumps(payload), status=status, mimetype=JSON)
+        response = Response(serving.encode(payload), status=status, mimetype=JSON)
         if status == 200:
             response.headers[CUSTOM_ATTRIBUTES] = wire.custom_attributes(model_version=self.version)
             response.headers["x-Amzn-Invoked-Production-Variant"] = "AllTraffic"

@@ -59,6 +59,9 @@ class FakeCloudFormation:
             "PreviousSageMakerEndpointName": "older",
         }
     )
+    # the stack's outputs: SageMakerEndpointName names the endpoint the functions call (the bootstrap one while
+    # the parameter is empty); None: the parameter's value, as the template's output gives it
+    outputs: dict[str, str] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)  # newest first
     updates: list[dict[str, Any]] = field(default_factory=list)
     update_error: ClientError | None = None
@@ -82,6 +85,14 @@ class FakeCloudFormation:
                     "StackName": "sentiment-api-unit",
                     "StackStatus": self.status,
                     "Parameters": parameters,
+                    "Outputs": [
+                        {"OutputKey": k, "OutputValue": v}
+                        for k, v in (
+                            self.outputs
+                            if self.outputs is not None
+                            else {"SageMakerEndpointName": self.parameters.get("SageMakerEndpointName", "")}
+                        ).items()
+                    ],
                 }
             ]
         }
@@ -145,6 +156,31 @@ def test_a_release_updates_only_the_endpoint_parameters_with_the_previous_templa
         "ClientRequestToken": TOKEN,
         "StackPolicyDuringUpdateBody": POLICY,
     }
+
+
+def test_the_first_release_replaces_the_bootstrap_endpoint_and_keeps_it_as_the_previous_one() -> None:
+    """A stack deployed without SageMakerEndpointName serves the bootstrap endpoint it created (the output names
+    it): the first release records that one as PreviousSageMakerEndpointName (the canary's stable side, the
+    rollback target, never deleted by the cleanup), not the empty parameter."""
+    bootstrap = "sentiment-prod-bootstrap-1a2b3c4d"
+    cfn = FakeCloudFormation(
+        parameters={"Stage": "prod", "SageMakerEndpointName": "", "PreviousSageMakerEndpointName": ""},
+        outputs={"SageMakerEndpointName": bootstrap},
+    )
+    cfn.event(None, "CREATE_COMPLETE", -60)
+    result = start(cfn)
+    assert result["previous_endpoint"] == bootstrap
+    (update,) = cfn.updates
+    assert {"ParameterKey": "PreviousSageMakerEndpointName", "ParameterValue": bootstrap} in update["Parameters"]
+    assert {"ParameterKey": "SageMakerEndpointName", "ParameterValue": "sentiment-prod-new"} in update["Parameters"]
+    # the cleanup guard keeps the bootstrap endpoint while it serves, and afterwards as the previous one
+    cfn.status = "UPDATE_COMPLETE"
+    assert release_task.guard(bootstrap, settings(), cfn)["delete"] is False
+    before = FakeCloudFormation(
+        parameters={"Stage": "prod", "SageMakerEndpointName": "", "PreviousSageMakerEndpointName": ""},
+        outputs={"SageMakerEndpointName": bootstrap},
+    )
+    assert release_task.guard(bootstrap, settings(), before)["delete"] is False
 
 
 def test_without_a_stack_policy_none_is_sent() -> None:
