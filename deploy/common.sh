@@ -39,6 +39,30 @@ output() {
     --query "Stacks[0].Outputs[?OutputKey=='$2'].OutputValue" --output text
 }
 
+# stack_parameter <stack> <ParameterKey>: the deployed value, empty when the stack or the parameter is absent
+stack_parameter() {
+  local value
+  value=$(aws cloudformation describe-stacks --stack-name "$1" \
+    --query "Stacks[0].Parameters[?ParameterKey=='$2'].ParameterValue" --output text 2>/dev/null) || value=
+  [[ "$value" == "None" ]] && value=
+  echo "$value"
+}
+
+# sam_managed_bucket: the SAM CLI's artefact bucket in $AWS_REGION (what `sam deploy --resolve-s3` uses),
+# created by SAM's own code when it does not exist yet (stack aws-sam-cli-managed-default)
+sam_managed_bucket() {
+  local bucket
+  bucket=$(aws cloudformation describe-stacks --stack-name aws-sam-cli-managed-default \
+    --query "Stacks[0].Outputs[?OutputKey=='SourceBucket'].OutputValue" --output text 2>/dev/null) || bucket=
+  if [[ -z "$bucket" || "$bucket" == "None" ]]; then
+    [[ -x "$REPO_ROOT/.venv-sam/bin/python" ]] || die "no SAM managed bucket yet: run scripts/bootstrap.sh sam first"
+    bucket=$("$REPO_ROOT/.venv-sam/bin/python" -c \
+      'import sys; from samcli.lib.bootstrap.bootstrap import manage_stack; print(manage_stack(None, sys.argv[1]))' \
+      "$AWS_REGION")
+  fi
+  echo "$bucket"
+}
+
 # use_env <env>: sets $stack and exports AWS_REGION for the environment
 use_env() {
   stack=$(stack_name "$1")

@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Validate, build and deploy one environment with its samconfig.toml settings, then show where to watch.
 #
-#   deploy/deploy.sh <dev|prod> [extra `sam deploy` arguments]
+#   deploy/deploy.sh <dev|staging|prod> [--parameter-overrides Key=Value ...] [other `sam deploy` arguments]
+#
+# Parameters: samconfig.toml's list for the environment, then the --parameter-overrides given here (merged by
+# deploy/parameters.py; `sam deploy` alone would replace the whole list). Parameters in neither keep their
+# deployed values, so an endpoint a model release set survives a later deploy.
+#
+# The bootstrap model: while the stack serves no endpoint of its own (SageMakerEndpointName empty: a new stack)
+# or still has its bootstrap endpoint, the shipped model's bundle is built (tools/model_bundle.py, the
+# container's onnxruntime and tokenizers vendored), uploaded to the SAM CLI's managed bucket under its sha256
+# and passed as BootstrapModelDataUrl. BOOTSTRAP_MODEL=off removes the bootstrap endpoint (only once a release
+# set SageMakerEndpointName; the template's rule refuses it otherwise).
 #
 # `sam deploy` returns when CloudFormation is done, and CloudFormation waits for the CodeDeploy canary of
 # the predict function (PreTraffic hook, 10 % for CanaryIntervalMinutes, PostTraffic hook: about 10 minutes in
@@ -15,6 +25,24 @@ env=${1:-}
 require_env "$env"
 shift
 use_env "$env"
+
+overrides=()
+extra=()
+while (($#)); do
+  case "$1" in
+    --parameter-overrides)
+      shift
+      while (($#)) && [[ "$1" != --* ]]; do
+        overrides+=("$1")
+        shift
+      done
+      ;;
+    *)
+      extra+=("$1")
+      shift
+      ;;
+  esac
+done
 
 # CodeDeploy may invoke only hooks named CodeDeployHook_*; the longest, CodeDeployHook_<stack>-post, must
 # fit Lambda's 64-character function-name limit.
@@ -31,6 +59,7 @@ if python312=$(scripts/find-python.sh 3.12 2>/dev/null); then
   PATH="$(dirname "$python312"):$PATH"
 fi
 
+PYTHON=${PYTHON:-python3}
 echo "==> $stack ($AWS_REGION): validate"
 "$SAM" validate --lint --config-env "$env"
 echo "==> build"
@@ -64,8 +93,31 @@ if live_endpoints=$(aws cloudformation describe-stacks --stack-name "$stack" --q
       "add it first: aws sagemaker add-tags --resource-arn $arn --tags Key=sentiment-api:stack,Value=$stack"
   done
 fi
+# The bootstrap model (see the header): needed while no endpoint of the stack's own serves, kept while it exists.
+given_endpoint=
+for pair in "${overrides[@]+"${overrides[@]}"}"; do
+  [[ "$pair" == SageMakerEndpointName=* ]] && given_endpoint=${pair#SageMakerEndpointName=} && given_endpoint=${given_endpoint//\"/}
+done
+deployed_endpoint=$(stack_parameter "$stack" SageMakerEndpointName)
+deployed_bundle=$(stack_parameter "$stack" BootstrapModelDataUrl)
+endpoint=${given_endpoint:-$deployed_endpoint}
+if [[ "${BOOTSTRAP_MODEL:-auto}" == off ]]; then
+  overrides+=('BootstrapModelDataUrl=""')
+elif [[ -z "$endpoint" || -n "$deployed_bundle" ]]; then
+  echo "==> bootstrap model bundle"
+  bundle=.aws-sam/bootstrap-model/model.tar.gz
+  digest=$("$PYTHON" -m tools.model_bundle --vendor --out "$bundle" | tail -n 1)
+  [[ "$digest" =~ ^[0-9a-f]{64}$ ]] || die "tools.model_bundle printed no sha256: $digest"
+  bucket=$(sam_managed_bucket)
+  key="$stack/bootstrap-model/$digest.tar.gz"
+  aws s3 cp "$bundle" "s3://$bucket/$key" --only-show-errors
+  overrides+=("BootstrapModelDataUrl=s3://$bucket/$key")
+fi
+mapfile -t parameters < <("$PYTHON" "$REPO_ROOT/deploy/parameters.py" "$env" "${overrides[@]+"${overrides[@]}"}")
+
 echo "==> deploy (watch the canary with: deploy/status.sh $env)"
-"$SAM" deploy --config-env "$env" "${role_args[@]}" "$@"
+"$SAM" deploy --config-env "$env" --parameter-overrides "${parameters[@]}" "${role_args[@]}" \
+  "${extra[@]+"${extra[@]}"}"
 
 # The governance processing jobs run the code under s3://<DataBucket>/code/ (governance/ and the
 # sentiment_core it imports): publish the bundle of this checkout with every deploy, so code and state machine

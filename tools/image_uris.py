@@ -45,7 +45,7 @@ def main() -> int:
     print(f"  # {image_tag()} (tools/image_uris.py)")
     print("  BootstrapInferenceImage:")
     for region, value in mapping().items():
-        print(f"    {region}: {{Account: \"{value['Account']}\"}}")
+        print(f'    {region}: {{Account: "{value["Account"]}"}}')
     return 0
 
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 import pytest
@@ -40,17 +40,17 @@ else:
     sys.exit(f"unexpected aws call {args}")
 '''
 
-FAKE_CURL = r'''#!/usr/bin/env bash
+FAKE_CURL = r"""#!/usr/bin/env bash
 # records curl's arguments, then runs the real one
 printf '%s\n' "$*" >> "$FAKE_CURL_LOG"
 exec REAL_CURL "$@"
-'''
+"""
 
 
 class _TokenEndpoint(BaseHTTPRequestHandler):
-    requests: list[dict[str, Any]] = []
+    requests: ClassVar[list[dict[str, Any]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         form = {k: v[0] for k, v in parse_qs(body).items()}
         auth = self.headers.get("Authorization", "")
@@ -112,9 +112,7 @@ def _run(tmp_path: Path, outputs: dict[str, str], secret: str = SECRET) -> subpr
     )
 
 
-def test_prints_the_access_token_and_keeps_the_secret_out_of_argv_and_disk(
-    tmp_path: Path, token_endpoint: str
-) -> None:
+def test_prints_the_access_token_and_keeps_the_secret_out_of_argv_and_disk(tmp_path: Path, token_endpoint: str) -> None:
     outputs = {"TokenUrl": token_endpoint, "MachineClientId": CLIENT_ID, "UserPoolId": "us-east-1_POOL"}
     result = _run(tmp_path, outputs)
     assert result.returncode == 0, result.stderr

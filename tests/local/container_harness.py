@@ -55,14 +55,18 @@ def make_handler(transformer: Transformer, model_dir: str, healthy: bool, lock: 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if self.path != "/ping":
                 return self._send(404, b"", "text/plain")
             status = 200 if healthy else 500
-            self._send(status, json.dumps({"status": "Healthy" if healthy else "Unhealthy"}).encode(), "application/json")
+            self._send(
+                status, json.dumps({"status": "Healthy" if healthy else "Unhealthy"}).encode(), "application/json"
+            )
 
-        def do_POST(self) -> None:  # noqa: N802
-            if self.path != "/invocations" and not (self.path.startswith("/endpoints/") and self.path.endswith("/invocations")):
+        def do_POST(self) -> None:
+            if self.path != "/invocations" and not (
+                self.path.startswith("/endpoints/") and self.path.endswith("/invocations")
+            ):
                 return self._send(404, b"", "text/plain")
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k: v for k, v in self.headers.items()}
@@ -73,10 +77,18 @@ def make_handler(transformer: Transformer, model_dir: str, healthy: bool, lock: 
             data = result if isinstance(result, bytes) else str(result).encode("utf-8")
             if context.status != 200:
                 # the SageMaker runtime wraps a container error as a ModelError (InvokeEndpoint's errors)
-                error = {"__type": "ModelError", "message": f"Received client error ({context.status}) from model",
-                         "OriginalStatusCode": context.status, "OriginalMessage": data.decode("utf-8", "replace")}
-                return self._send(424 if self.path.startswith("/endpoints/") else context.status,
-                                  json.dumps(error).encode(), "application/json", {"x-amzn-ErrorType": "ModelError"})
+                error = {
+                    "__type": "ModelError",
+                    "message": f"Received client error ({context.status}) from model",
+                    "OriginalStatusCode": context.status,
+                    "OriginalMessage": data.decode("utf-8", "replace"),
+                }
+                return self._send(
+                    424 if self.path.startswith("/endpoints/") else context.status,
+                    json.dumps(error).encode(),
+                    "application/json",
+                    {"x-amzn-ErrorType": "ModelError"},
+                )
             self._send(200, data, context.content_type or "application/json")
 
         def _send(self, status: int, data: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
@@ -103,11 +115,16 @@ def main() -> int:
     healthy = True
     try:  # TorchServe loads the model when the worker starts (the toolkit's initialize)
         transformer.validate_and_initialize(model_dir=args.model_dir, context=Context(args.model_dir, {}))
-    except Exception as exc:  # noqa: BLE001 - an unhealthy container, as TorchServe reports it
+    except Exception as exc:
         print(f"model_fn failed: {type(exc).__name__}", file=sys.stderr, flush=True)
         healthy = False
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(transformer, args.model_dir, healthy, threading.Lock()))
-    modules = {name: getattr(sys.modules.get(name), "__file__", None) for name in ("sentiment_model", "sentiment_core", "inference")}
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", args.port), make_handler(transformer, args.model_dir, healthy, threading.Lock())
+    )
+    modules = {
+        name: getattr(sys.modules.get(name), "__file__", None)
+        for name in ("sentiment_model", "sentiment_core", "inference")
+    }
     print(json.dumps({"port": server.server_address[1], "modules": modules, "loaded": sorted(sys.modules)}), flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

@@ -119,8 +119,12 @@ def test_the_entry_point_runs_the_bundles_own_code(model_dir: Path) -> None:
         "inference.output_fn)], 'loaded': sorted(sys.modules)}))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], env=_bundle_env(model_dir), cwd=model_dir.parent, capture_output=True,
-        text=True, check=True,
+        [sys.executable, "-c", probe],
+        env=_bundle_env(model_dir),
+        cwd=model_dir.parent,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     info = json.loads(result.stdout)
     code = str(model_dir / "code")
@@ -144,7 +148,7 @@ def _endpoint(container: dict[str, Any]) -> SageMakerEndpoint:
         region_name="us-east-1",
         endpoint_url=container["url"],
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - a local harness, no AWS
+        aws_secret_access_key="testing",
         config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=30),
     )
     return SageMakerEndpoint(client, "sentiment-prod-bootstrap-1a2b3c4d", attempt_s=30)

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from cfnlint.api import ManualArgs, lint
 
 from tests.template.cfn_helpers import as_list, deployed, policy_statements, referenced_ids, resolve_sub
 from tests.template.conftest import PSEUDO_PARAMETERS, TEMPLATE_PATH, TEST_PARAMETERS
@@ -91,9 +90,9 @@ def _evaluate(node: Any, values: Mapping[str, Any]) -> Any:
         body = node["Fn::Sub"]
         text, local = (body[0], body[1]) if isinstance(body, list) else (body, {})
         scope = {**values, **{k: _evaluate(v, values) for k, v in local.items()}}
-        return re.sub(
-            r"\$\{([^}!][^}]*)\}", lambda m: str(scope.get(m.group(1), f"<{m.group(1)}>")), text
-        ).replace("${!", "${")
+        return re.sub(r"\$\{([^}!][^}]*)\}", lambda m: str(scope.get(m.group(1), f"<{m.group(1)}>")), text).replace(
+            "${!", "${"
+        )
     if set(node) == {"Fn::FindInMap"}:
         name, key, attribute = (_evaluate(part, values) for part in node["Fn::FindInMap"])
         mappings = load_template(TEMPLATE_PATH)["Mappings"]
@@ -167,8 +166,8 @@ def test_what_each_combination_creates(combination: str) -> None:
     resources = _deployed(combination)["Resources"]
     created_pool = "issuer-created" in combination
     bootstrap = "endpoint-bootstrap" in combination
-    assert (IDENTITY <= set(resources)) is created_pool and not (IDENTITY & set(resources)) is created_pool
-    assert (BOOTSTRAP <= set(resources)) is bootstrap and not (BOOTSTRAP & set(resources)) is bootstrap
+    assert (IDENTITY <= set(resources)) is created_pool and (IDENTITY & set(resources)) is not created_pool
+    assert (BOOTSTRAP <= set(resources)) is bootstrap and (BOOTSTRAP & set(resources)) is not bootstrap
     # nothing left refers to a resource that this combination does not create
     for lid, resource in resources.items():
         dangling = referenced_ids(resource) - set(resources) - set(_values(combination)) - {"AWS::NoValue"}
@@ -261,7 +260,9 @@ def test_the_functions_call_the_bootstrap_endpoint_the_stack_creates() -> None:
     # the predict role may invoke it: its tag is the one the InvokeEndpoint condition names
     for lid in ("BootstrapModel", "BootstrapEndpointConfig", "BootstrapEndpoint"):
         assert STACK_TAG in resources[lid]["Properties"]["Tags"], lid
-    (invoke,) = [s for s in policy_statements(resources["PredictFunctionRole"]) if s["Sid"] == "InvokeSentimentEndpoint"]
+    (invoke,) = [
+        s for s in policy_statements(resources["PredictFunctionRole"]) if s["Sid"] == "InvokeSentimentEndpoint"
+    ]
     assert invoke["Condition"] == {"StringEquals": {"aws:ResourceTag/sentiment-api:stack": {"Ref": "AWS::StackName"}}}
 
 
@@ -290,10 +291,15 @@ def test_the_bootstrap_model_role_reads_its_bundle_and_its_image_only() -> None:
 
 def test_a_given_image_is_pulled_from_its_own_repository() -> None:
     overrides = {**_overrides("issuer-given/endpoint-bootstrap")}
-    values = {**_values("issuer-given/endpoint-bootstrap"), "BootstrapImageUri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/onnx:1.0"}
+    values = {
+        **_values("issuer-given/endpoint-bootstrap"),
+        "BootstrapImageUri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/onnx:1.0",
+    }
     template = deployed(_transformed("issuer-given/endpoint-bootstrap"), values)
     assert overrides["SageMakerEndpointName"] == ""
-    statements = {s["Sid"]: _evaluate(s, values) for s in policy_statements(template["Resources"]["BootstrapModelRole"])}
+    statements = {
+        s["Sid"]: _evaluate(s, values) for s in policy_statements(template["Resources"]["BootstrapModelRole"])
+    }
     assert statements["PullTheInferenceImage"]["Resource"] == "arn:aws:ecr:us-east-1:111122223333:repository/*"
     image = _evaluate(template["Resources"]["BootstrapModel"]["Properties"]["PrimaryContainer"]["Image"], values)
     assert image == "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/onnx:1.0"

@@ -4,7 +4,6 @@ weekly schedule shipped disabled, least-privilege roles (no *FullAccess, PassRol
 from __future__ import annotations
 
 import json
-
 import re
 from collections.abc import Iterator
 from typing import Any

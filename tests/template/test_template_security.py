@@ -79,7 +79,7 @@ def _sagemaker_endpoint_config(props: Mapping[str, Any]) -> bool:
     """A KMS key for the instances' storage volumes; serverless variants have no volume of the account's and
     take no KmsKeyId (Serverless Inference's feature exclusions list KMS keys), so only they may omit it."""
     variants = props.get("ProductionVariants", [])
-    return bool(props.get("KmsKeyId")) or bool(variants) and all("ServerlessConfig" in v for v in variants)
+    return bool(props.get("KmsKeyId")) or (bool(variants) and all("ServerlessConfig" in v for v in variants))
 
 
 ENCRYPTED: dict[str, Any] = {
