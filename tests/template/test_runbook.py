@@ -190,6 +190,14 @@ def _state_machine_names() -> set[str]:
     return names
 
 
+def _oidc_template_names() -> set[str]:
+    """deploy/github-oidc.yaml (the CI/CD roles), which deploy/README.md documents too."""
+    from tools.transform_template import load_template
+
+    oidc = load_template(REPO_ROOT / "deploy" / "github-oidc.yaml")
+    return set(oidc["Resources"]) | set(oidc["Outputs"]) | set(oidc["Parameters"])
+
+
 @pytest.mark.parametrize(("path", "text"), list(_docs()), ids=[p.name for p in DOCS])
 def test_every_camel_case_identifier_is_known(
     path: Path, text: str, cfn: dict[str, Any], sam_template: dict[str, Any]
@@ -202,6 +210,7 @@ def test_every_camel_case_identifier_is_known(
         | _metric_names(cfn)
         | _state_machine_names()
         | VOCABULARY
+        | _oidc_template_names()
     )
     for token in sorted(set(re.findall(r"`([A-Z][a-z0-9]+(?:[A-Z0-9][A-Za-z0-9]*)+)`", text))):
         assert token in known, f"{path.name}: `{token}` is neither a template name, a metric nor known vocabulary"
@@ -246,7 +255,18 @@ def _all_commands() -> list[tuple[str, str]]:
 
 
 #: awscli's own high-level commands (customisations, not in botocore's service models) and their options.
-HIGH_LEVEL_COMMANDS = {("s3", "sync"): {"--only-show-errors", "--delete", "--exclude", "--include", "--dryrun"}}
+HIGH_LEVEL_COMMANDS = {
+    ("s3", "sync"): {"--only-show-errors", "--delete", "--exclude", "--include", "--dryrun"},
+    ("s3", "cp"): {"--only-show-errors", "--sse", "--dryrun"},
+    # the CLI's own command (create or update through a change set)
+    ("cloudformation", "deploy"): {
+        "--template-file",
+        "--stack-name",
+        "--capabilities",
+        "--parameter-overrides",
+        "--no-fail-on-empty-changeset",
+    },
+}
 
 
 @pytest.mark.parametrize(("doc", "command"), _all_commands())
