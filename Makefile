@@ -78,7 +78,8 @@ lint: venv ## ruff, cfn-lint (SAM template, CI/CD role template), actionlint + z
 types: venv ## mypy on the shipped code
 	@$(VENV)/bin/mypy layers/core/sentiment_core layers/api/sentiment_api functions/predict/prediction \
 		functions/explain/explanation functions/canary_hooks/canary functions/retraining/retraining functions/release_model/model_release local/local_stack \
-		model/sentiment_model governance tools/release_simulator client/sentiment_client
+		model/sentiment_model governance tools/release_simulator tools/model_bundle.py tools/image_uris.py \
+		client/sentiment_client
 	@# every entry point is a module named `app` (as Lambda sees it): one run per function folder
 	@for app in functions/*/app.py; do $(VENV)/bin/mypy "$$app" || exit 1; done
 

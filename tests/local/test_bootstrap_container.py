@@ -203,3 +203,19 @@ def test_bad_requests_get_the_status_of_the_local_server(
     500); the SageMaker runtime then reports it to the caller as a ModelError."""
     answer = requests.post(f"{container['url']}/invocations", data=body, headers=headers, timeout=30)
     assert answer.status_code == status
+
+
+def test_the_handler_functions_in_process_raise_the_toolkits_error_with_the_protocols_status() -> None:
+    from sagemaker_inference.errors import GenericInferenceToolkitError
+
+    model = load_model(model_bundle.ARTEFACT_DIR)
+    request = serving.input_fn('"good"\r\n"bad"\r\n', "text/csv")  # the toolkit hands text/csv over as str
+    assert request == serving.Request(["good", "bad"], True)
+    body, content_type = serving.output_fn(serving.predict_fn(request, model), "application/json")
+    assert content_type == "application/json" and len(json.loads(body)["predictions"]) == 2
+    with pytest.raises(GenericInferenceToolkitError) as raised:
+        serving.input_fn(b"x", "text/plain")
+    assert raised.value.status_code == 415
+    with pytest.raises(GenericInferenceToolkitError) as raised:
+        serving.output_fn({}, "text/csv")
+    assert raised.value.status_code == 406
