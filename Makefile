@@ -56,7 +56,9 @@ score: venv ## score a CSV through the API: IN=in.csv OUT=out.csv [COLUMN=text] 
 	@$(PY) -m sentiment_client score "$(IN)" "$(OUT)" --column "$(or $(COLUMN),text)"$(if $(URL), --url "$(URL)")
 
 integration: venv ## the black-box API suite (tests/integration): API_URL=https://... TOKEN=... for a deployed stack; the local stack otherwise
-	@SENTIMENT_API_URL="$(API_URL)" SENTIMENT_API_TOKEN="$(TOKEN)" $(PY) -m pytest -q -p no:cacheprovider tests/integration
+	@# the token from the environment or the command line (both reach the recipe's environment), never
+	@# expanded into the command line itself, where ps would show it
+	@SENTIMENT_API_URL="$${API_URL:-}" SENTIMENT_API_TOKEN="$${TOKEN:-}" $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 test: venv venv-sam venv-checkov node model ## set up from scratch and run every check and test (what CI runs)
 	@$(MAKE) --no-print-directory lint types

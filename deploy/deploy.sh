@@ -88,20 +88,43 @@ if live_endpoints=$(aws cloudformation describe-stacks --stack-name "$stack" --q
   account=$(aws sts get-caller-identity --query Account --output text)
   for endpoint in $live_endpoints; do
     arn="arn:aws:sagemaker:$AWS_REGION:$account:endpoint/$endpoint"
-    tag=$(aws sagemaker list-tags --resource-arn "$arn" --query "Tags[?Key=='sentiment-api:stack'].Value" --output text)
+    if ! tag=$(aws sagemaker list-tags --resource-arn "$arn" --query "Tags[?Key=='sentiment-api:stack'].Value" \
+      --output text 2>/dev/null); then
+      # an endpoint that no longer exists cannot be cut off (a deleted rollback target): say so, go on
+      if missing=$(aws sagemaker describe-endpoint --endpoint-name "$endpoint" 2>&1 >/dev/null) ||
+        [[ "$missing" != *"Could not find endpoint"* ]]; then
+        die "cannot read the tags of endpoint $endpoint: ${missing:-list-tags failed}"
+      fi
+      echo "warning: endpoint $endpoint, named by $stack's parameters, no longer exists (a rollback to it would fail)" >&2
+      continue
+    fi
     [[ "$tag" == "$stack" ]] || die "endpoint $endpoint (in use by $stack) lacks the tag sentiment-api:stack=$stack;" \
       "add it first: aws sagemaker add-tags --resource-arn $arn --tags Key=sentiment-api:stack,Value=$stack"
   done
 fi
 # The bootstrap model (see the header): needed while no endpoint of the stack's own serves, kept while it exists.
-given_endpoint=
-for pair in "${overrides[@]+"${overrides[@]}"}"; do
-  [[ "$pair" == SageMakerEndpointName=* ]] && given_endpoint=${pair#SageMakerEndpointName=} && given_endpoint=${given_endpoint//\"/}
-done
-deployed_endpoint=$(stack_parameter "$stack" SageMakerEndpointName)
+# given_value <Key>: the value given for Key in --parameter-overrides ("" for Key="" or Key=), exit 1 if none
+given_value() {
+  local pair found=1 value=
+  for pair in "${overrides[@]+"${overrides[@]}"}"; do
+    if [[ "$pair" == "$1="* ]]; then
+      value=${pair#"$1="}
+      value=${value//\"/}
+      found=0
+    fi
+  done
+  echo "$value"
+  return "$found"
+}
+# An endpoint given (an empty one included: back to the bootstrap endpoint), else the deployed one.
+endpoint=$(given_value SageMakerEndpointName) || endpoint=$(stack_parameter "$stack" SageMakerEndpointName)
+previous=$(given_value PreviousSageMakerEndpointName) || previous=$(stack_parameter "$stack" PreviousSageMakerEndpointName)
 deployed_bundle=$(stack_parameter "$stack" BootstrapModelDataUrl)
-endpoint=${given_endpoint:-$deployed_endpoint}
 if [[ "${BOOTSTRAP_MODEL:-auto}" == off ]]; then
+  [[ -n "$endpoint" ]] || die "BOOTSTRAP_MODEL=off needs an endpoint of the stack's own (SageMakerEndpointName): the bootstrap one serves"
+  # the bootstrap endpoint as the rollback target: removing it would leave the previous versions nothing to call
+  [[ "$previous" != sentiment-*-bootstrap-* ]] || die "the bootstrap endpoint $previous is $stack's rollback target" \
+    "(PreviousSageMakerEndpointName); give --parameter-overrides PreviousSageMakerEndpointName=\"\" to remove it anyway"
   overrides+=('BootstrapModelDataUrl=""')
 elif [[ -z "$endpoint" || -n "$deployed_bundle" ]]; then
   echo "==> bootstrap model bundle"

@@ -39,7 +39,12 @@ def main(argv: list[str]) -> int:
     if not argv:
         raise SystemExit(__doc__)
     for key, value in merged(argv[0], argv[1:]).items():
-        print(f'{key}=""' if value == "" else f"{key}={value}")
+        if value == "":
+            print(f'{key}=""')
+        elif any(c.isspace() for c in value):
+            print(f'{key}="{value}"')  # SAM splits an unquoted value at spaces
+        else:
+            print(f"{key}={value}")
     return 0
 
 

@@ -8,9 +8,11 @@
 # MachineClientId name the token endpoint and the client. The client secret is read from Cognito at run time
 # (DescribeUserPoolClient; the caller needs cognito-idp:DescribeUserPoolClient on the pool) and handed to
 # curl on its standard input, so it is never written to disk, never in a process's arguments and never
-# printed. Cognito bills each token request of a machine client (deploy/README.md): reuse a token for its
-# hour rather than asking for one per request.
+# printed (with the AWS CLI's cli_history off, its default: that setting would store the answer of
+# DescribeUserPoolClient on disk). Cognito bills each token request of a machine client (deploy/README.md):
+# reuse a token for its hour rather than asking for one per request.
 set -euo pipefail
+set +x  # never trace: the secret passes through a variable
 # shellcheck source=deploy/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -29,8 +31,10 @@ secret=$(aws cognito-idp describe-user-pool-client --user-pool-id "$pool_id" --c
 [[ -n "$secret" && "$secret" != "None" ]] || die "the machine client $client_id has no secret"
 
 # curl reads its credentials from a config given on stdin (-K -): neither argv nor a file holds the secret.
+# -q first: no ~/.curlrc (a `verbose` or `trace` line there would write the Authorization header out).
+[[ "$client_id$secret" != *[\"\\]* ]] || die "the client id or secret holds a quote or backslash: refusing to quote it"
 response=$(
-  printf 'user = "%s:%s"\n' "$client_id" "$secret" | curl --silent --show-error --fail-with-body \
+  printf 'user = "%s:%s"\n' "$client_id" "$secret" | curl -q --silent --show-error --fail-with-body \
     --max-time 10 -K - --data grant_type=client_credentials --data-urlencode "scope=sentiment-api/predict" \
     -H "Content-Type: application/x-www-form-urlencoded" "$token_url"
 ) || die "the token endpoint refused: $response"

@@ -16,8 +16,9 @@ requirements/model.txt for its Python (3.12) and linux x86_64 (the image is x86_
 endpoint installs nothing at start-up and fetches nothing from the internet (Serverless Inference offers no
 network isolation: this is the bundle's own discipline). Checked once by hand: the vendored bundle (42 MB, 74 MB
 of libraries unpacked) loads and answers on a Python 3.12 with only numpy and the bundle on its path. The
-archive is reproducible (sorted entries, fixed mtime, owner and mode): the same inputs give the same sha256,
-which deploy/deploy.sh uses as the S3 key.
+archive is reproducible (sorted entries, fixed mtime, owner and mode; of the vendored libraries, nothing that
+records the installing machine: console scripts, pip's RECORD): the same inputs give the same sha256, which
+deploy/deploy.sh uses as the S3 key.
 
 Usage::
 
@@ -128,6 +129,18 @@ def vendor(
     )
 
 
+#: What pip writes beside a package that depends on the machine that installed it: console scripts (their
+#: shebang is that interpreter's path), the install record (their hashes), the installer's name. The endpoint
+#: runs none of it; left out, the vendored bundle is the same bytes wherever it is built.
+_MACHINE_SPECIFIC = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
+
+
+def _vendored(relative: Path) -> bool:
+    if "__pycache__" in relative.parts or relative.parts[0] == "bin":
+        return False
+    return not (relative.parent.name.endswith(".dist-info") and relative.name in _MACHINE_SPECIFIC)
+
+
 def _add(archive: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime, info.uid, info.gid = len(data), mode, 0, 0, 0
@@ -141,7 +154,7 @@ def build(out: Path, artefact: Path = ARTEFACT_DIR, lib: Path | None = None) -> 
     for name, path in _sources(artefact):
         entries[name] = (path.read_bytes(), 0o644)
     if lib is not None:
-        for path in sorted(p for p in lib.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        for path in sorted(p for p in lib.rglob("*") if p.is_file() and _vendored(p.relative_to(lib))):
             mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
             entries[f"code/lib/{path.relative_to(lib).as_posix()}"] = (path.read_bytes(), mode)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -119,11 +119,25 @@ def parse_request(body: bytes, content_type: str | None) -> Request:
     return parser(body)
 
 
+def _admitted(part: str) -> str | None:
+    """The media range of one Accept element, None when its quality is 0 (RFC 9110 12.4.2: "not acceptable")."""
+    media, *params = (piece.strip() for piece in part.split(";"))
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                if float(value) <= 0:
+                    return None
+            except ValueError:
+                return None
+    return media.lower()
+
+
 def check_accept(accept: str | None) -> None:
-    """406 unless ``accept`` admits JSON (absent and ``*/*`` do)."""
+    """406 unless ``accept`` admits JSON (absent and ``*/*`` do; ``q=0`` refuses)."""
     if not accept:
         return
-    admitted = {media_type(part) for part in accept.split(",")}
+    admitted = {_admitted(part) for part in accept.split(",")}
     if not admitted & {JSON, "application/*", "*/*"}:
         raise model_error(406, f"cannot answer Accept: {accept[:100]}; this model answers {JSON}")
 

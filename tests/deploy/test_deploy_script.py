@@ -80,6 +80,7 @@ def _executable(path: Path, text: str) -> None:
 
 
 def _run(tmp_path: Path, stacks: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     repo = tmp_path / "repo"
     shutil.copytree(REPO_ROOT / "deploy", repo / "deploy", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO_ROOT / "scripts", repo / "scripts")
@@ -177,6 +178,40 @@ def test_given_overrides_are_merged_and_other_arguments_pass_through(tmp_path: P
     assert run["overrides"]["LogRetentionDays"] == "30"  # wins over samconfig's 14
     assert run["overrides"]["Stage"] == "dev"
     assert "--no-confirm-changeset" in run["deploy"]
+
+
+def test_an_explicitly_empty_endpoint_goes_back_to_the_bootstrap_one(tmp_path: Path) -> None:
+    stacks = {
+        "sentiment-api-dev": {
+            "parameters": {"SageMakerEndpointName": "sentiment-dev-20260201-000000", "BootstrapModelDataUrl": ""}
+        }
+    }
+    run = _run(tmp_path, stacks, "--parameter-overrides", 'SageMakerEndpointName=""')
+    assert run["overrides"]["SageMakerEndpointName"] == '""'
+    assert run["overrides"]["BootstrapModelDataUrl"] == BUNDLE_URL  # it needs its bundle again
+
+
+def test_bootstrap_off_is_refused_while_the_bootstrap_endpoint_is_the_rollback_target(tmp_path: Path) -> None:
+    stacks = {
+        "sentiment-api-dev": {
+            "parameters": {
+                "SageMakerEndpointName": "sentiment-dev-20260201-000000",
+                "PreviousSageMakerEndpointName": "sentiment-dev-bootstrap-1a2b3c4d",
+                "BootstrapModelDataUrl": "s3://x/old.tar.gz",
+            }
+        }
+    }
+    with pytest.raises(AssertionError, match="rollback target"):
+        _run(tmp_path, stacks, env={"BOOTSTRAP_MODEL": "off"})
+    # given explicitly, the operator's choice
+    run = _run(
+        tmp_path / "again",
+        stacks,
+        "--parameter-overrides",
+        'PreviousSageMakerEndpointName=""',
+        env={"BOOTSTRAP_MODEL": "off"},
+    )
+    assert run["overrides"]["BootstrapModelDataUrl"] == '""'
 
 
 def test_bootstrap_off_removes_the_bootstrap_endpoint(tmp_path: Path) -> None:

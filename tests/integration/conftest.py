@@ -26,6 +26,26 @@ class Target:
         return self.mint is not None
 
 
+#: A deployed stack on its bootstrap endpoint (SageMaker Serverless Inference) answers 504 MODEL_TIMEOUT while
+#: SageMaker starts a container after idle: wait for it before the suite judges anything.
+WARM_UP_BUDGET_S = 90.0
+
+
+def _warm_up(url: str, token: str, budget_s: float = WARM_UP_BUDGET_S) -> None:
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + budget_s
+    while True:
+        answer = requests.post(
+            f"{url}/predict", json={"text": "warming up"}, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        if answer.status_code not in (503, 504) or time.monotonic() + 3 > deadline:
+            return
+        time.sleep(3)
+
+
 @pytest.fixture(scope="session")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     url = os.environ.get(URL_ENV, "").strip().rstrip("/")
@@ -33,6 +53,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         token = os.environ.get(TOKEN_ENV, "").strip()
         if not token:
             pytest.fail(f"{URL_ENV} is set but {TOKEN_ENV} is not: give the token of the stack's M2M client")
+        _warm_up(url, token)
         yield Target(url, token, None)
         return
     from tests.local.conftest import _running_stack  # the same start-up as the local end-to-end tests

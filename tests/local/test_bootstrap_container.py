@@ -1,7 +1,8 @@
 """The bootstrap endpoint's bundle (tools/model_bundle.py) through the SageMaker container contract, against
 the shipped artefact: extracted as SageMaker extracts it to /opt/ml/model, its code/inference.py found and
-driven by the sagemaker-inference toolkit's Transformer (tests/local/container_harness.py) with only the
-bundle's code on the path, and called by the predict function's own endpoint client over HTTP (boto3
+driven by the sagemaker-inference toolkit's Transformer (tests/local/container_harness.py) with the bundle's
+own code on the path (sentiment_model and sentiment_core from the bundle; the libraries are the test
+environment's: the vendored set is not downloaded in tests), and called by the predict function's own endpoint client over HTTP (boto3
 invoke_endpoint, the CSV request and the JSON answer of sentiment_core.wire). The answers must be the local
 model server's: one implementation (sentiment_model.serving) behind both.
 """
@@ -219,3 +220,31 @@ def test_the_handler_functions_in_process_raise_the_toolkits_error_with_the_prot
     with pytest.raises(GenericInferenceToolkitError) as raised:
         serving.output_fn({}, "text/csv")
     assert raised.value.status_code == 406
+
+
+def test_vendored_libraries_leave_out_what_records_the_installing_machine(tmp_path: Path) -> None:
+    """pip --target writes console scripts whose shebang is the installing interpreter, and a RECORD of their
+    hashes: two machines (or two checkout paths) would build different bundles, and each deploy from the other
+    one would replace the bootstrap model. Those files are left out; the libraries themselves stay."""
+
+    def fake_lib(root: Path, interpreter: str) -> Path:
+        lib = root / "lib"
+        (lib / "onnxruntime").mkdir(parents=True)
+        (lib / "onnxruntime" / "__init__.py").write_text("x = 1\n")
+        (lib / "onnxruntime-1.31.1.dist-info").mkdir()
+        (lib / "onnxruntime-1.31.1.dist-info" / "METADATA").write_text("Name: onnxruntime\n")
+        (lib / "onnxruntime-1.31.1.dist-info" / "RECORD").write_text(f"bin/onnxruntime_test,sha256={interpreter}\n")
+        (lib / "onnxruntime-1.31.1.dist-info" / "INSTALLER").write_text("pip\n")
+        (lib / "bin").mkdir()
+        (lib / "bin" / "onnxruntime_test").write_text(f"#!{interpreter}\n")
+        (lib / "onnxruntime" / "__pycache__").mkdir()
+        (lib / "onnxruntime" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+        return lib
+
+    one = model_bundle.build(tmp_path / "a.tar.gz", lib=fake_lib(tmp_path / "machine-a", "/usr/bin/python3.12"))
+    two = model_bundle.build(tmp_path / "b.tar.gz", lib=fake_lib(tmp_path / "machine-b", "/opt/py/bin/python3"))
+    assert one == two
+    with tarfile.open(tmp_path / "a.tar.gz") as archive:
+        names = set(archive.getnames())
+    assert {"code/lib/onnxruntime/__init__.py", "code/lib/onnxruntime-1.31.1.dist-info/METADATA"} <= names
+    assert not {n for n in names if n.startswith("code/lib/bin/") or n.endswith(("/RECORD", "/INSTALLER", ".pyc"))}

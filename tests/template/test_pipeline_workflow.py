@@ -48,7 +48,14 @@ def test_pull_requests_run_the_tests_and_main_deploys_staging_then_prod(workflow
     assert "::add-mask::$TOKEN" in staging
     prod = "\n".join(s.get("run", "") for s in jobs["prod"]["steps"])
     assert "deploy/deploy.sh prod" in prod and "integration" not in prod
-    assert workflow["concurrency"]["cancel-in-progress"] is False  # never cut a canary half-way
+    assert "concurrency" not in workflow  # per job: a run waiting for the prod approval blocks no test
+    for name in ("staging", "prod"):  # one deploy per stack at a time, never cut a canary half-way
+        assert jobs[name]["concurrency"] == {"group": f"deploy-{name}", "cancel-in-progress": False}
+    for name in ("staging", "prod"):  # no AWS credentials while third-party code is installed
+        names = [s.get("name", s.get("uses", "")) for s in jobs[name]["steps"]]
+        assert names.index("tools (pinned virtualenvs)") < next(
+            i for i, n in enumerate(names) if n.startswith("aws-actions/configure-aws-credentials@")
+        )
 
 
 def test_least_permissions_and_oidc_only_where_it_deploys(workflow: dict[str, Any]) -> None:
@@ -101,41 +108,50 @@ def oidc() -> dict[str, Any]:
     return load_template(OIDC_TEMPLATE)
 
 
-def test_only_the_repositorys_staging_and_prod_jobs_can_assume_the_pipeline_role(oidc: dict[str, Any]) -> None:
+def test_only_the_repositorys_job_of_one_environment_can_assume_its_pipeline_role(oidc: dict[str, Any]) -> None:
+    """One stack of this template per environment: the staging job's credentials cannot deploy prod."""
     role = oidc["Resources"]["PipelineRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert trust["Condition"] == {
         "StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-            "token.actions.githubusercontent.com:sub": [
-                {"Fn::Sub": "repo:${GitHubRepository}:environment:staging"},
-                {"Fn::Sub": "repo:${GitHubRepository}:environment:prod"},
-            ],
+            "token.actions.githubusercontent.com:sub": {
+                "Fn::Sub": "repo:${GitHubRepository}:environment:${Environment}"
+            },
         }
     }
     provider = oidc["Resources"]["GitHubOidcProvider"]["Properties"]
     assert provider == {"Url": "https://token.actions.githubusercontent.com", "ClientIdList": ["sts.amazonaws.com"]}
 
 
-def test_the_pipeline_role_deploys_the_two_stacks_as_the_execution_role_only(oidc: dict[str, Any]) -> None:
-    statements = {
-        s["Sid"]: s
-        for p in oidc["Resources"]["PipelineRole"]["Properties"]["Policies"]
-        for s in p["PolicyDocument"]["Statement"]
-    }
-    deploy = statements["DeployTheTwoStacks"]
-    assert [r["Fn::Sub"].rsplit(":stack/", 1)[1] for r in deploy["Resource"]] == [
-        "sentiment-api-staging/*",
-        "sentiment-api-prod/*",
-    ]
+def test_the_pipeline_role_deploys_its_stack_as_the_execution_role_only(oidc: dict[str, Any]) -> None:
+    statements: dict[str, Any] = {}
+    for policy in oidc["Resources"]["PipelineRole"]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:  # IsStaging: the token for the integration tests
+                statement = statement["Fn::If"][1]
+            statements[statement["Sid"]] = statement
+    deploy = statements["DeployTheStack"]
+    assert deploy["Resource"]["Fn::Sub"].endswith(":stack/sentiment-api-${Environment}/*")
     assert "cloudformation:DeleteStack" not in deploy["Action"]
+    assert statements["NoImports"] == {
+        "Sid": "NoImports",
+        "Effect": "Deny",
+        "Action": "cloudformation:CreateChangeSet",
+        "Resource": "*",
+        "Condition": {"Null": {"cloudformation:ImportResourceTypes": "false"}},
+    }
     passing = statements["PassTheExecutionRoleToCloudFormationOnly"]
     assert passing["Resource"] == {"Fn::GetAtt": ["CloudFormationExecutionRole", "Arn"]}
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
-    every_action = {a for s in statements.values() for a in as_list(s["Action"])}
+    allowed = [s for s in statements.values() if s["Effect"] == "Allow"]
+    every_action = {a for s in allowed for a in as_list(s["Action"])}
     assert not {a for a in every_action if a.startswith("iam:") and a != "iam:PassRole"}
     assert not any("*" in a for a in every_action)
+    # writes only under this stack's prefix of the shared SAM bucket, and its data bucket's code/
+    writes = [r["Fn::Sub"] for r in as_list(statements["UploadArtefacts"]["Resource"])]
+    assert all(w.endswith(("/sentiment-api-${Environment}/*", "-databucket-*/code/*")) for w in writes), writes
     # the token for the integration tests: the staging pool's client, by the stack's tag
     token = statements["ReadTheStagingMachineClient"]
     assert token["Condition"] == {"StringEquals": {"aws:ResourceTag/sentiment-api:stack": "sentiment-api-staging"}}
@@ -153,8 +169,15 @@ def test_the_execution_role_touches_only_the_stacks_roles_in_iam(oidc: dict[str,
         for target in as_list(statement["Resource"]):
             text = target["Fn::Sub"] if isinstance(target, dict) else target
             assert re.search(
-                r":role/sentiment-api-(staging|prod)-\*$|:role/aws-service-role/\*$|:iam::aws:policy/\*$", text
+                r":role/sentiment-api-\$\{Environment\}-\*$|:role/aws-service-role/\*$|:iam::aws:policy/\*$", text
             ), (statement["Sid"], text)
+        if "iam:AttachRolePolicy" in iam:  # only the managed policies SAM attaches
+            policies = statement["Condition"]["ArnEquals"]["iam:PolicyARN"]
+            assert [p["Fn::Sub"].rsplit("/", 1)[1] for p in policies] == [
+                "AWSLambdaBasicExecutionRole",
+                "AWSXrayWriteOnlyAccess",
+                "AWSCodeDeployRoleForLambda",
+            ]
     services = next(s for s in policy if s["Sid"] == "TheTemplatesServices")
     assert not any(a.startswith("iam:") for a in services["Action"])
     assert services["Condition"] == {"StringEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}}

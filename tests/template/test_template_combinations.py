@@ -234,9 +234,10 @@ def test_the_functions_call_the_bootstrap_endpoint_the_stack_creates() -> None:
     resources = _deployed(combination)["Resources"]
     values = _values(combination)
     endpoint = resources["BootstrapEndpoint"]["Properties"]
-    name = _evaluate(endpoint["EndpointName"], values)
-    assert name == "sentiment-prod-bootstrap-1a2b3c4d"
-    assert re.fullmatch(r"[a-z0-9](-*[a-z0-9]){0,62}", name)  # SageMakerEndpointName's pattern: a release's previous
+    assert _evaluate(endpoint["EndpointName"], values) == "sentiment-prod-bootstrap-1a2b3c4d"
+    # SageMakerEndpointName's pattern: the first release records it as PreviousSageMakerEndpointName
+    assert re.fullmatch(r"[a-z0-9](-*[a-z0-9]){0,62}", "sentiment-prod-bootstrap-1a2b3c4d")
+    name = "<BootstrapEndpoint.EndpointName>"  # by GetAtt: CloudFormation creates it before the functions
     assert _serving_endpoint(combination) == name
     explain = resources["ExplainFunction"]["Properties"]["Environment"]["Variables"]
     assert _evaluate(explain["SAGEMAKER_ENDPOINT_NAME"], values) == name
@@ -361,11 +362,7 @@ def test_every_sagemaker_permission_is_conditioned_on_the_stacks_tag(resources: 
         condition = json.dumps(statement.get("Condition", {}))
         for action in as_list(statement["Action"]):
             if action == "sagemaker:CreateEndpoint":
-                # the endpoint is created with the tag; the configuration it names must carry it
-                assert "aws:RequestTag/sentiment-api:stack" in condition or (
-                    "aws:ResourceTag/sentiment-api:stack" in condition
-                ), (lid, statement)
-                continue
+                continue  # test_create_endpoint_needs_a_configuration_of_this_stack
             assert action in SAGEMAKER_ACTIONS_BY_TAG, (lid, action)
             assert SAGEMAKER_ACTIONS_BY_TAG[action] in condition, (lid, action, condition)
         if "aws:RequestTag/sentiment-api:stack" in condition:
@@ -381,6 +378,32 @@ def test_every_sagemaker_permission_is_conditioned_on_the_stacks_tag(resources: 
         for target in as_list(statement["Resource"]):
             arn = resolve_sub(target, PSEUDO_PARAMETERS)
             assert re.fullmatch(r"arn:aws:sagemaker:us-east-1:123456789012:[a-z-]+/\*", arn), (lid, arn)
+
+
+def test_create_endpoint_needs_a_configuration_of_this_stack(resources: dict[str, Any]) -> None:
+    """CreateEndpoint authorises the endpoint and the configuration it names. The request tag is in the context
+    of both, so a statement granting the configuration under aws:RequestTag would admit another team's: the
+    configuration is granted only under its own resource tag, the endpoint only under the request tag."""
+    creating = [
+        (lid, s) for lid, s in _sagemaker_statements(resources) if "sagemaker:CreateEndpoint" in as_list(s["Action"])
+    ]
+    by_resource: dict[str, dict[str, Any]] = {}
+    for lid, statement in creating:
+        assert lid == "RetrainStateMachineRole"
+        assert as_list(statement["Action"]) == ["sagemaker:CreateEndpoint"], statement["Sid"]
+        (target,) = as_list(statement["Resource"])
+        by_resource[resolve_sub(target, PSEUDO_PARAMETERS).rsplit(":", 1)[1]] = statement["Condition"]
+    assert set(by_resource) == {"endpoint/*", "endpoint-config/*"}
+    assert set(by_resource["endpoint/*"]["StringEquals"]) == {"aws:RequestTag/sentiment-api:stack"}
+    assert by_resource["endpoint-config/*"] == {
+        "StringEquals": {"aws:ResourceTag/sentiment-api:stack": {"Ref": "AWS::StackName"}}
+    }
+    # an endpoint configuration may name only the retraining's models (no tag key exists for the model)
+    (config,) = [
+        s for _, s in _sagemaker_statements(resources) if "sagemaker:CreateEndpointConfig" in as_list(s["Action"])
+    ]
+    (model_arn,) = config["Condition"]["ForAllValues:ArnLike"]["sagemaker:ModelArn"]
+    assert resolve_sub(model_arn, {**PSEUDO_PARAMETERS, "Stage": "prod"}).endswith(":model/sentiment-prod*")
 
 
 def test_tags_are_added_only_while_creating(resources: dict[str, Any]) -> None:

@@ -76,19 +76,7 @@ def test_globals_hold_the_shared_function_settings(sam_template: dict[str, Any])
 SERVING_ENDPOINT = {
     "Fn::If": [
         "UseBootstrapEndpoint",
-        {
-            "Fn::Sub": [
-                "sentiment-${Stage}-bootstrap-${Id}",
-                {
-                    "Id": {
-                        "Fn::Select": [
-                            0,
-                            {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]},
-                        ]
-                    }
-                },
-            ]
-        },
+        {"Fn::GetAtt": ["BootstrapEndpoint", "EndpointName"]},
         {"Ref": "SageMakerEndpointName"},
     ]
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,13 @@ from .release import CanaryError, Release
 from .settings import ROLLBACK, HookSettings
 
 SMOKE_SUBJECT = "codedeploy-smoke-test"
+#: A serverless endpoint (the bootstrap model) starts a container for the first call after it has been idle:
+#: seconds to tens of seconds, more than the function's SageMaker budget, so that call is a 503/504 of ours.
+#: The first smoke case is repeated while it answers that, within this budget (the hook's timeout is 60 s; the
+#: other cases take a few seconds once the endpoint is warm).
+WARM_UP_BUDGET_S = 30.0
+WARM_UP_PAUSE_S = 2.0
+COLD_ENDPOINT_STATUSES = frozenset({503, 504})
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,13 +227,38 @@ class LambdaFunctionVersions:
         return Invocation(json.loads(payload), log_tail)
 
 
+def invoke_until_warm(
+    release: Release,
+    versions: FunctionVersions,
+    event: Mapping[str, Any],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    budget_s: float = WARM_UP_BUDGET_S,
+) -> Invocation:
+    """The invocation of the first case, repeated while it answers 503/504 (a cold endpoint) and ``budget_s``
+    allows: a warm endpoint costs no extra call, a cold one is waited for before anything is judged."""
+    deadline = clock() + budget_s
+    calls = 1
+    invocation = versions.invoke(release.function_name, release.target_version, event)
+    while invocation.answer.get("statusCode") in COLD_ENDPOINT_STATUSES and clock() + WARM_UP_PAUSE_S < deadline:
+        sleep(WARM_UP_PAUSE_S)
+        calls += 1
+        invocation = versions.invoke(release.function_name, release.target_version, event)
+    if calls > 1:
+        logger.info("waited for the endpoint to warm up", extra={"calls": calls})
+    return invocation
+
+
 def run_smoke_tests(release: Release, settings: HookSettings, versions: FunctionVersions, now: datetime) -> list[str]:
     """Invokes the new version once per smoke case; the problems found (empty: all passed)."""
     problems: list[str] = []
-    for case in smoke_cases():
+    for number, case in enumerate(smoke_cases()):
         event = smoke_event(case, release.deployment_id, now)
         try:
-            invocation = versions.invoke(release.function_name, release.target_version, event)
+            if number == 0:  # the first case reaches the endpoint: wait for a cold one (invoke_until_warm)
+                invocation = invoke_until_warm(release, versions, event)
+            else:
+                invocation = versions.invoke(release.function_name, release.target_version, event)
         except CanaryError as exc:
             problems.append(f"{case.name}: {exc}")
             continue

@@ -341,3 +341,48 @@ def test_real_predict_function_with_a_confused_model_fails(
     pre.versions = InProcessVersions(real_predict)
 
     assert pre.pre_traffic(hook_event(deployment), FakeContext()) == "Failed"
+
+
+# ---- a cold serverless endpoint ----------------------------------------------------------------------------
+class ScriptedVersions:
+    """Answers the first ``cold`` invocations with a 504 (the endpoint starting a container), then 200s."""
+
+    def __init__(self, cold: int) -> None:
+        self.cold = cold
+        self.calls = 0
+
+    def alias_version(self, function_name: str, alias: str) -> str:
+        return "1"
+
+    def invoke(self, function_name: str, version: str, event: Mapping[str, Any]) -> canary_smoke.Invocation:
+        self.calls += 1
+        status = 504 if self.calls <= self.cold else 200
+        return canary_smoke.Invocation({"statusCode": status, "body": "{}"}, "")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _first_event() -> dict[str, Any]:
+    release = canary_smoke.Release("d-1", FUNCTION, "live", "1", "2")
+    return canary_smoke.smoke_event(smoke_cases()[0], release.deployment_id, datetime(2026, 12, 2, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(("cold", "calls", "status"), [(0, 1, 200), (3, 4, 200), (100, 15, 504)])
+def test_the_first_case_waits_for_a_cold_endpoint_within_its_budget(cold: int, calls: int, status: int) -> None:
+    """A warm endpoint costs no extra call; a cold one (504 while SageMaker starts a container) is asked again
+    every 2 s for up to 30 s; one that stays cold is judged on its last answer (the smoke test fails)."""
+    versions, clock = ScriptedVersions(cold), FakeClock()
+    release = canary_smoke.Release("d-1", FUNCTION, "live", "1", "2")
+    invocation = canary_smoke.invoke_until_warm(release, versions, _first_event(), clock=clock, sleep=clock.sleep)
+    assert versions.calls == calls
+    assert invocation.answer["statusCode"] == status
+    assert clock.now <= canary_smoke.WARM_UP_BUDGET_S
