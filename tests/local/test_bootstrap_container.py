@@ -3,8 +3,8 @@ the shipped artefact: extracted as SageMaker extracts it to /opt/ml/model, its c
 driven by the sagemaker-inference toolkit's Transformer (tests/local/container_harness.py) with the bundle's
 own code on the path (sentiment_model and sentiment_core from the bundle; the libraries are the test
 environment's: the vendored set is not downloaded in tests), and called by the predict function's own
-endpoint client over HTTP (boto3 invoke_endpoint, the CSV request and the JSON answer of sentiment_core.wire). The answers must be the local
-model server's: one implementation (sentiment_model.serving) behind both.
+endpoint client over HTTP (boto3 invoke_endpoint, the CSV request and the JSON answer of sentiment_core.wire).
+The answers must be the local model server's: one implementation (sentiment_model.serving) behind both.
 """
 
 from __future__ import annotations
