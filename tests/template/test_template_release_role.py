@@ -32,7 +32,7 @@ from cfnlint.helpers import load_resource
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from samtranslator.intrinsics.resolver import IntrinsicsResolver
 
-from tests.template.cfn_helpers import as_list, deployed, of_type, policy_statements
+from tests.template.cfn_helpers import as_list, deployed, of_type, policy_statements, referenced_ids
 from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT, TEMPLATE_PATH, TEST_PARAMETERS
 from tools.transform_template import load_template, parameter_values, transform
 
@@ -170,27 +170,6 @@ def _create_only(resource_type: str) -> set[str]:
 _SUB_NAME = re.compile(r"\$\{([^!}][^}]*)\}")
 
 
-def references(value: Any) -> Iterator[str]:
-    """Logical ids (or pseudo parameters) a value refers to: Ref, Fn::GetAtt, Fn::Sub."""
-    if isinstance(value, dict):
-        if set(value) == {"Ref"}:
-            yield value["Ref"]
-        elif set(value) == {"Fn::GetAtt"}:
-            target = value["Fn::GetAtt"]
-            yield (target.split(".", 1)[0] if isinstance(target, str) else target[0])
-        elif set(value) == {"Fn::Sub"}:
-            body = value["Fn::Sub"]
-            text, local = (body[0], body[1]) if isinstance(body, list) else (body, {})
-            yield from (m.split(".", 1)[0] for m in _SUB_NAME.findall(text) if m.split(".", 1)[0] not in local)
-            yield from references(local)
-        else:
-            for item in value.values():
-                yield from references(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from references(item)
-
-
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[Change, ...]:
     changes: dict[str, Change] = {}
     for logical_id in before.keys() - after.keys():
@@ -216,8 +195,8 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[Change, ...]:
             if logical_id in changes:
                 continue
             props = resource.get("Properties", {})
-            hit = {name for name, value in props.items() if replaced_ids & set(references(value))}
-            if hit or replaced_ids & set(references({k: v for k, v in resource.items() if k != "Properties"})):
+            hit = {name for name, value in props.items() if replaced_ids & referenced_ids(value)}
+            if hit or replaced_ids & referenced_ids({k: v for k, v in resource.items() if k != "Properties"}):
                 action = REPLACE if hit & _create_only(resource["Type"]) else MODIFY
                 changes[logical_id] = Change(logical_id, resource["Type"], action)
                 grew = True
