@@ -20,9 +20,9 @@ for folder in ("layers/core", "layers/api", "functions/predict", "local"):
 
 from local_stack import template  # noqa: E402
 from prediction.config import PredictSettings  # noqa: E402
-from prediction.endpoint import RETRY_BACKOFF_S  # noqa: E402
 from sentiment_api import ratelimit  # noqa: E402
 from sentiment_api.deadline import ANSWER_RESERVE_S  # noqa: E402
+from sentiment_api.endpoint import RETRY_BACKOFF_S  # noqa: E402
 
 
 @dataclass(frozen=True)

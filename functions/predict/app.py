@@ -10,10 +10,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from prediction.cache import CachedEndpoint
 from prediction.config import PredictSettings
-from prediction.endpoint import SageMakerEndpoint, SentimentEndpoint
 from prediction.usecase import predict as predict_sentiment
 from prediction.usecase import predict_batch
 from sentiment_api.deadline import Deadline
+from sentiment_api.endpoint import SageMakerEndpoint, SentimentEndpoint
 from sentiment_api.http import create_resolver, handle, ok
 from sentiment_api.observability import logger, metrics, tracer
 from sentiment_api.ratelimit import DynamoDbRateLimiter

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import requests
 from botocore.config import Config
-from prediction.endpoint import SageMakerEndpoint
 from sentiment_api.deadline import Deadline
+from sentiment_api.endpoint import SageMakerEndpoint
 from sentiment_model import serving
 from sentiment_model.runtime import load_model
 

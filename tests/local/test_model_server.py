@@ -175,7 +175,7 @@ def test_the_container_contract_path_needs_no_endpoint_name(client: Client):
 
 
 def test_the_predict_functions_parser_accepts_the_answer(client: Client, tiny_model: SentimentModel):
-    from prediction.endpoint import read_answer
+    from sentiment_api.endpoint import read_answer
     from sentiment_core.wire import encode_texts
 
     response = invoke(client, encode_texts([NEGATIVE]))

@@ -34,12 +34,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sentiment_api.deadline import Deadline
+from sentiment_api.endpoint import SentimentEndpoint
 from sentiment_api.errors import ModelError
 from sentiment_api.observability import MetricUnit, metrics
 from sentiment_core.wire import Prediction
 
 from .config import CacheSettings
-from .endpoint import SentimentEndpoint
 
 #: The bytes an entry is counted for besides its strings: key, prediction, scores dict, LRU links (measured
 #: with sys.getsizeof and tracemalloc on CPython 3.12: about 700; rounded up).

@@ -7,25 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sentiment_api import config as api_config
+from sentiment_api.endpoint import EndpointSettings
 from sentiment_core.settings import ConfigurationError, env_choice, env_float, env_int, env_str, required
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointSettings:
-    name: str
-    connect_timeout_s: float
-    read_timeout_s: float
-    max_attempts: int  # total attempts, each further one only inside the request's deadline (endpoint.py)
-    batch_read_timeout_s: float = 1.5  # POST /predict/batch: up to MAX_BATCH_TEXTS texts in one call
-
-    @property
-    def attempt_s(self) -> float:
-        """The worst case of one attempt: connect and read timeouts."""
-        return self.connect_timeout_s + self.read_timeout_s
-
-    @property
-    def batch_attempt_s(self) -> float:
-        return self.connect_timeout_s + self.batch_read_timeout_s
 
 
 @dataclass(frozen=True, slots=True)

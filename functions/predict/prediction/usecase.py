@@ -7,11 +7,11 @@ from collections import Counter
 from typing import Any
 
 from sentiment_api.deadline import Deadline
+from sentiment_api.endpoint import SentimentEndpoint
 from sentiment_api.observability import MetricUnit, count, metrics, timed
 from sentiment_api.schemas import compile_schema, validate_output
 from sentiment_core.wire import Prediction, model_version_of
 
-from .endpoint import SentimentEndpoint
 from .request import SCHEMAS, parse_batch_request, parse_predict_request
 
 _PREDICT_RESPONSE = compile_schema(SCHEMAS / "predict_response.json")

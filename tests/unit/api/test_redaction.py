@@ -26,7 +26,7 @@ import pytest
 import requests
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
-from prediction.endpoint import SageMakerEndpoint
+from sentiment_api.endpoint import SageMakerEndpoint
 from sentiment_core.wire import Prediction as EndpointAnswer
 
 from tests.helpers import FakeContext, load_function

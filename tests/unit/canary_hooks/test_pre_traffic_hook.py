@@ -21,7 +21,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from canary import release as canary_release
 from canary import smoke as canary_smoke
-from prediction.endpoint import SageMakerEndpoint
+from sentiment_api.endpoint import SageMakerEndpoint
 from sentiment_api.observability import logger as api_logger
 from sentiment_core import contract
 

@@ -21,9 +21,9 @@ from botocore.exceptions import (
     SSLError,
 )
 from botocore.stub import Stubber
-from prediction.endpoint import RETRY_BACKOFF_S, SageMakerEndpoint
-from prediction.endpoint import read_answer as parse_answer
 from sentiment_api.deadline import ANSWER_RESERVE_S, Deadline
+from sentiment_api.endpoint import RETRY_BACKOFF_S, SageMakerEndpoint
+from sentiment_api.endpoint import read_answer as parse_answer
 from sentiment_api.errors import ModelError, ModelTimeout, ModelUnavailable
 from sentiment_core.wire import encode_texts
 
@@ -215,7 +215,7 @@ def test_read_timeout_is_504_after_one_attempt(
     silent_server: tuple[str, list[socket.socket]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The client exactly as the function builds it (from_settings), pointed at a socket that never answers."""
-    from prediction.config import EndpointSettings
+    from sentiment_api.endpoint import EndpointSettings
 
     url, accepted = silent_server
     for name, value in {
@@ -382,7 +382,7 @@ def test_the_deadline_is_the_budget_or_what_the_invocation_has_left() -> None:
 
 
 def test_from_settings_makes_one_botocore_attempt_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    from prediction.config import EndpointSettings
+    from sentiment_api.endpoint import EndpointSettings
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     endpoint = SageMakerEndpoint.from_settings(EndpointSettings("ep", 0.25, 0.5, 2))

@@ -12,10 +12,10 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-from prediction.endpoint import SageMakerEndpoint
 from prediction.request import BatchRequest, ItemError, parse_batch_request
 from prediction.usecase import predict_batch
 from sentiment_api.deadline import Deadline
+from sentiment_api.endpoint import SageMakerEndpoint
 from sentiment_api.errors import InvalidJson, ModelError, PayloadTooLarge, ValidationFailed
 from sentiment_api.schemas import ERROR_SCHEMA, compile_schema
 from sentiment_core import wire
@@ -280,7 +280,7 @@ def test_a_batch_connect_failure_is_retried_inside_the_batch_budget():
     """Connect timeout + backoff + a whole second attempt fit BATCH_REQUEST_BUDGET_S (a cold connection under
     load must not be a 504 without a second try)."""
     from prediction.config import PredictSettings
-    from prediction.endpoint import RETRY_BACKOFF_S
+    from sentiment_api.endpoint import RETRY_BACKOFF_S
 
     from tests.helpers import FUNCTION_ENV
 

@@ -13,7 +13,7 @@ import boto3
 import pytest
 import requests
 from botocore.stub import Stubber
-from prediction.endpoint import SageMakerEndpoint
+from sentiment_api.endpoint import SageMakerEndpoint
 from sentiment_api.schemas import ERROR_SCHEMA, compile_schema
 
 from tests.helpers import FakeContext, load_function
@@ -221,7 +221,7 @@ def test_an_over_long_model_version_still_answers_200(
 ) -> None:
     class Verbose:
         def classify(self, text: str, correlation_id: str, deadline: Any) -> Any:
-            from prediction.endpoint import read_answer
+            from sentiment_api.endpoint import read_answer
 
             return read_answer(
                 json.dumps({"predicted_label": "neutral", "model_version": "m" * 200}).encode(), "application/json"

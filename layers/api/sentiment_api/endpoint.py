@@ -1,11 +1,12 @@
-"""The SageMaker endpoint behind a small interface: one InvokeEndpoint in the wire format
-(sentiment_core.wire), and botocore failures mapped to domain errors. Wire format: docs/architecture.md."""
+"""The SageMaker endpoint behind a small interface: one InvokeEndpoint in the wire format (sentiment_core.wire),
+and botocore failures mapped to domain errors. Used by POST /predict, POST /predict/batch and the bulk jobs'
+worker. Wire format: docs/architecture.md."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from botocore.config import Config
@@ -18,13 +19,31 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
-from sentiment_api import aws
-from sentiment_api.deadline import Deadline
-from sentiment_api.errors import ModelError, ModelTimeout, ModelUnavailable
 from sentiment_core import wire
 from sentiment_core.wire import Prediction
 
-from .config import EndpointSettings
+from . import aws
+from .deadline import Deadline
+from .errors import ModelError, ModelTimeout, ModelUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    name: str
+    connect_timeout_s: float
+    read_timeout_s: float
+    max_attempts: int  # total attempts, each further one only inside the request's deadline (endpoint.py)
+    batch_read_timeout_s: float = 1.5  # POST /predict/batch: up to MAX_BATCH_TEXTS texts in one call
+
+    @property
+    def attempt_s(self) -> float:
+        """The worst case of one attempt: connect and read timeouts."""
+        return self.connect_timeout_s + self.read_timeout_s
+
+    @property
+    def batch_attempt_s(self) -> float:
+        return self.connect_timeout_s + self.batch_read_timeout_s
+
 
 MAX_MODEL_VERSION_CHARS = 128  # predict_response.json: model_version maxLength
 
