@@ -4,20 +4,11 @@ something to classify (400 EMPTY_TEXT)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentiment_api.errors import (
-    ApiError,
-    EmptyText,
-    InvalidEncoding,
-    InvalidJson,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-)
+from sentiment_api.body import json_document
+from sentiment_api.errors import ApiError, EmptyText, InvalidEncoding
 from sentiment_api.schemas import compile_schema, validate_input
 from sentiment_core.contract import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
 
@@ -46,54 +37,6 @@ class BatchRequest:
     size: int
     texts: dict[int, str]  # index -> text, for the items that can be scored
     errors: list[ItemError]
-
-
-def check_content_type(content_type: str | None) -> None:
-    """JSON only; an absent content type is tolerated (treated as JSON)."""
-    if content_type is None or not content_type.strip():
-        return
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
-        return
-    raise UnsupportedMediaType(f"Content-Type must be application/json, not {media_type[:64]!r}.")
-
-
-def body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
-    if body is None:
-        return b""
-    if not is_base64_encoded:
-        return body.encode("utf-8", errors="surrogatepass")
-    try:
-        return base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidEncoding("The body is marked base64-encoded but is not valid base64.") from None
-
-
-def json_document(
-    body: str | None, is_base64_encoded: bool, content_type: str | None, max_bytes: int, example: str
-) -> object:
-    """The JSON document of a request body, checked in the documented order (content type, base64, size,
-    empty, UTF-8, JSON)."""
-    check_content_type(content_type)
-    raw = body_bytes(body, is_base64_encoded)
-    if len(raw) > max_bytes:
-        raise PayloadTooLarge(
-            f"The body is {len(raw)} bytes; the limit is {max_bytes} bytes (UTF-8, after base64 decoding)."
-        )
-    if not raw.strip():
-        raise InvalidJson(f"The body is empty; send a JSON object such as {example}.")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidEncoding(f"The body is not valid UTF-8 (byte {exc.start}).") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidJson(f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
-    except RecursionError:
-        raise InvalidJson("The body is not valid JSON: nested too deeply.") from None
-    except ValueError:  # Python's cap on integer digits (4,300): json.loads raises a plain ValueError
-        raise InvalidJson("The body holds a number with too many digits.") from None
 
 
 def parse_predict_request(body: str | None, is_base64_encoded: bool, content_type: str | None) -> PredictRequest:

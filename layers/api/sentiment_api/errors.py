@@ -121,3 +121,26 @@ class ReportsUnavailable(ApiError):
 
     status, code = HTTPStatus.SERVICE_UNAVAILABLE, "REPORTS_UNAVAILABLE"
     public_message = "Governance reports cannot be read right now; retry after the time in Retry-After."
+
+
+# ---- the bulk jobs (POST /jobs, GET /jobs/{job_id}, POST /jobs/{job_id}/start) --------------------------
+class JobNotFound(NotFound):
+    """No job of this caller has this id: unknown, expired, or another caller's (the same answer for all)."""
+
+    public_message = "No such job: a job is visible to its owner only, until it expires."
+
+
+class UploadMissing(ApiError):
+    status, code = HTTPStatus.CONFLICT, "UPLOAD_MISSING"
+    public_message = "The job's file has not been uploaded: PUT it to the job's upload URL, then start the job."
+
+
+class InputTooLarge(ApiError):
+    status, code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "INPUT_TOO_LARGE"
+
+
+class JobsUnavailable(ApiError):
+    """The job table, bucket or state machine failed or timed out: worth retrying."""
+
+    status, code = HTTPStatus.SERVICE_UNAVAILABLE, "JOBS_UNAVAILABLE"
+    public_message = "Jobs cannot be read or started right now; retry after the time in Retry-After."

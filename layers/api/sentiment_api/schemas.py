@@ -61,6 +61,10 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, root: str = "") -> str
         return f"{where} has a property that is not allowed (allowed: {allowed})."
     if rule in ("maxLength", "minLength"):
         return f"{where} must be at {'most' if rule == 'maxLength' else 'least'} {value} characters long."
+    if rule == "enum":
+        return f"{where} must be one of {', '.join(json.dumps(v) for v in value)}."
+    if rule in ("maximum", "minimum"):
+        return f"{where} must be at {'most' if rule == 'maximum' else 'least'} {value}."
     if rule in ("maxItems", "minItems"):
         return f"{where} must have at {'most' if rule == 'maxItems' else 'least'} {value} items."
     return f"{where} is not valid ({rule})."
