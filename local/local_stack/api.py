@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 JWKS_PATH = "/.well-known/jwks.json"
 ENDPOINT_NAME = "sentiment-local"
 RATE_LIMIT_TABLE = "sentiment-local-rate-limits"
+JOBS_TABLE = "sentiment-local-jobs"
+JOBS_BUCKET = "sentiment-local-jobs"
+JOBS_STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:sentiment-api-jobs"
+#: The functions the local stack runs that no route invokes: the jobs state machine's worker.
+WORKER_FUNCTIONS = ("JobWorkerFunction",)
 NO_AWS_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, a call fails at once
 #: The HTTP API payload quota (10 MB); larger requests never reach the function.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -50,6 +55,9 @@ LOCAL_REFS = {
     "SageMakerEndpointName": ENDPOINT_NAME,
     "RateLimitTable": RATE_LIMIT_TABLE,
     "ReportsBucket": "local-reports",  # REPORTS_URI is replaced by a local folder (lambda_environment)
+    "JobsTable": JOBS_TABLE,
+    "JobsBucket": JOBS_BUCKET,
+    "JobsStateMachine": JOBS_STATE_MACHINE_ARN,
     "AWS::StackName": "sentiment-api",
     "AWS::Region": REGION,
 }
@@ -68,10 +76,34 @@ class Route:
     def key(self) -> str:
         return f"{self.method} {self.path}"
 
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        """The path parameters when ``method`` and ``path`` are this route's (a ``{name}`` segment matches
+        one non-empty segment, as API Gateway's path variables do), else None."""
+        if method != self.method:
+            return None
+        pattern, given = self.path.strip("/").split("/"), path.strip("/").split("/")
+        if len(pattern) != len(given) or path.endswith("/") != self.path.endswith("/"):
+            return None
+        parameters = {}
+        for expected, segment in zip(pattern, given, strict=True):
+            if expected.startswith("{") and expected.endswith("}"):
+                if not segment:
+                    return None
+                parameters[expected[1:-1]] = segment
+            elif expected != segment:
+                return None
+        return parameters
+
 
 def api_functions() -> list[Function]:
     """The template's functions behind an HttpApi route, in template order."""
     return [function for function in template.functions(LOCAL_REFS).values() if function.routes]
+
+
+def worker_functions() -> list[Function]:
+    """The functions the local stack invokes itself (local_stack.jobs_engine), not through a route."""
+    found = template.functions(LOCAL_REFS)
+    return [found[name] for name in WORKER_FUNCTIONS]
 
 
 def function_name(function: Function) -> str:
@@ -80,13 +112,16 @@ def function_name(function: Function) -> str:
 
 
 # ---- the function runtime ---------------------------------------------------------------------------
-def lambda_environment(model_url: str, dynamodb_url: str) -> dict[str, str]:
+def lambda_environment(
+    model_url: str, dynamodb_url: str, s3_url: str = NO_AWS_URL, sfn_url: str = NO_AWS_URL
+) -> dict[str, str]:
     """The functions' environment for local runs: the template's variables (resolved with LOCAL_REFS), boto3
-    endpoint overrides for the two services the functions call, and dummy credentials, so nothing reaches
-    AWS. It is the union of the API functions' environments, which every instance gets (no two functions
-    set one variable to different values: tests/local/test_api_emulator.py)."""
+    endpoint overrides for the services the functions call (SageMaker runtime, DynamoDB, and for the jobs
+    S3 and Step Functions), and dummy credentials, so nothing reaches AWS. It is the union of the local
+    functions' environments, which every instance gets (no two functions set one variable to different
+    values: tests/local/test_api_emulator.py)."""
     env: dict[str, str] = {}
-    for function in api_functions():
+    for function in [*api_functions(), *worker_functions()]:
         env.update(function.resolved_environment(LOCAL_REFS))
     return env | {
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -94,6 +129,8 @@ def lambda_environment(model_url: str, dynamodb_url: str) -> dict[str, str]:
         "REPORTS_URI": os.environ.get("LOCAL_REPORTS_DIR") or str(REPO_ROOT / "reports" / "governance"),
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model_url,
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        "AWS_ENDPOINT_URL_S3": s3_url,
+        "AWS_ENDPOINT_URL_SFN": sfn_url,
         # Any other AWS service the code may call gets a closed local port instead of AWS.
         "AWS_ENDPOINT_URL": NO_AWS_URL,
         "AWS_DEFAULT_REGION": REGION,
@@ -264,9 +301,10 @@ class ApiEmulator:
     def dispatch(self, request: Request) -> Response:
         if request.method == "GET" and request.path == JWKS_PATH:
             return _Response(json.dumps(self.jwks), headers=[("content-type", "application/json")])
-        route = self.routes.get((request.method, request.path))
-        if route is None:
+        found = self.route_for(request.method, request.path)
+        if found is None:
             return message_response(HTTPStatus.NOT_FOUND, "Not Found")
+        route, path_parameters = found
         try:
             body = request.get_data()
         except RequestEntityTooLarge:
@@ -276,10 +314,21 @@ class ApiEmulator:
         if isinstance(auth, Denied):
             return denied_response(auth)
         request_id = new_request_id()
-        event = build_event(http_request(request, body), route.key, auth, request_id, now)
+        event = build_event(http_request(request, body), route.key, auth, request_id, now, path_parameters)
         response = self.invoke(route, event)
         response.headers["apigw-requestid"] = request_id
         return response
+
+    def route_for(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route and its path parameters: a static route first, then one with path variables."""
+        route = self.routes.get((method, path))
+        if route is not None:
+            return route, {}
+        for candidate in self.routes.values():
+            parameters = candidate.match(method, path)
+            if parameters is not None:
+                return candidate, parameters
+        return None
 
     def invoke(self, route: Route, event: dict[str, Any]) -> Response:
         context = new_context(route.function_name, route.timeout_s)

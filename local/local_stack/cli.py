@@ -15,22 +15,30 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import REPO_ROOT
 from .api import (
     ENDPOINT_NAME,
+    JOBS_BUCKET,
+    JOBS_STATE_MACHINE_ARN,
+    JOBS_TABLE,
     JWKS_PATH,
     RATE_LIMIT_TABLE,
     api_functions,
     create_app,
+    function_name,
     lambda_environment,
     pooled_routes,
+    worker_functions,
 )
-from .dynamodb import create_rate_limit_table
+from .dynamodb import create_jobs_table, create_rate_limit_table
 from .idp import AUDIENCE, DEFAULT_KEYS_DIR, DEFAULT_SUB, DEFAULT_TTL_S, ISSUER, PREDICT_SCOPE, load_or_create
-from .instances import FunctionPool
+from .instances import FunctionPool, InstanceSpec
+from .jobs_engine import JobsDefinition, JobsEngine
 from .processes import Child, ChildFailed, start_child, stop_children
-from .servers import make_wsgi_server, start_serving, stop_on_signals, stop_serving, url_of
+from .s3 import s3_client
+from .servers import SIDE_HOST, make_wsgi_server, start_serving, stop_on_signals, stop_serving, url_of
 
 DEFAULT_CONCURRENCY = 8
 SHIPPED_MODEL_DIR = REPO_ROOT / "model" / "artefacts" / "minilm-sentiment"
@@ -86,7 +94,7 @@ def function_env_setting(value: str) -> tuple[str, str]:
     """``NAME=VALUE`` for a variable the template sets on a function (others are refused: a typo would
     otherwise change nothing, silently)."""
     name, sep, setting = value.partition("=")
-    known = {name for function in api_functions() for name in function.environment}
+    known = {name for function in [*api_functions(), *worker_functions()] for name in function.environment}
     if not sep or name not in known:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
     return name, setting
@@ -97,19 +105,46 @@ def print_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_side_servers(args: argparse.Namespace) -> tuple[Child, Child]:
-    """The model server and the DynamoDB stand-in, each in its own process."""
+def start_side_servers(args: argparse.Namespace) -> tuple[Child, Child, Child]:
+    """The model server and the DynamoDB and S3 stand-ins, each in its own process."""
     model_args = ["local_stack.model_server", "--port", str(args.model_port), "--model-dir", str(args.model_dir),
                   "--endpoint-name", ENDPOINT_NAME, "--exit-with-parent"]  # fmt: skip
     if args.enable_fault_injection:
         model_args.append("--enable-fault-injection")
     model = start_child("model server", model_args, r"^model server: (http://\S+) .*model_version=(\S+)")
+    started = [model]
     try:
-        dynamodb = start_child("dynamodb", ["local_stack.dynamodb", "--exit-with-parent"], r"^dynamodb: (http://\S+)")
+        for name in ("dynamodb", "s3"):
+            started.append(start_child(name, [f"local_stack.{name}", "--exit-with-parent"], rf"^{name}: (http://\S+)"))
     except ChildFailed:
-        model.stop()
+        stop_children(started)
         raise
-    return model, dynamodb
+    model, dynamodb, s3 = started
+    return model, dynamodb, s3
+
+
+def jobs_engine(environment: dict[str, str], max_instances: int) -> tuple[JobsEngine, FunctionPool]:
+    """The jobs state machine's local engine and the worker's instances (at most the Map's concurrency)."""
+    (worker,) = worker_functions()
+    substitutions = {
+        "MaxConcurrency": worker.parameter_defaults["JobMaxConcurrency"],
+        "WorkerFunctionArn": function_name(worker),
+        "JobsBucket": JOBS_BUCKET,
+    }
+    definition = JobsDefinition.load(substitutions)
+    pool = FunctionPool(InstanceSpec(worker, environment), max(max_instances, definition.max_concurrency))
+    engine = JobsEngine(definition, pool, function_name(worker), worker.timeout_s, JOBS_STATE_MACHINE_ARN)
+    return engine, pool
+
+
+class _Late:
+    """A WSGI app set after its server exists (the engine needs the functions' environment, which needs the
+    engine server's URL)."""
+
+    app: Any = None
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        return self.app(environ, start_response)
 
 
 def prewarm(pools: list[FunctionPool]) -> None:
@@ -133,25 +168,35 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     stop = stop_on_signals()
     try:
-        model, dynamodb = start_side_servers(args)
+        model, dynamodb, s3 = start_side_servers(args)
     except ChildFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    children, pools = [model, dynamodb], list[FunctionPool]()
+    children, pools = [model, dynamodb, s3], list[FunctionPool]()
+    engine_app = _Late()
+    engine_server = make_wsgi_server(SIDE_HOST, 0, engine_app, threads=4, name="sfn")
+    servers = [engine_server]
     try:
         create_rate_limit_table(dynamodb.url)
-        environment = lambda_environment(model.url, dynamodb.url) | dict(args.function_env)
+        create_jobs_table(dynamodb.url)
+        s3_client(s3.url).create_bucket(Bucket=JOBS_BUCKET)  # type: ignore[attr-defined]
+        sfn_url = url_of(engine_server)
+        environment = lambda_environment(model.url, dynamodb.url, s3.url, sfn_url) | dict(args.function_env)
+        engine_app.app, worker_pool = jobs_engine(environment, args.concurrency)
         routes, pools = pooled_routes(environment, args.concurrency)
+        pools.append(worker_pool)
         prewarm(pools)
         app = create_app(routes, load_or_create(args.keys_dir))
         # a thread per possible concurrent invocation of each function, and a few for JWKS and refusals
         api_server = make_wsgi_server(args.host, args.port, app, threads=args.concurrency * len(pools) + 4, name="api")
-        threads = start_serving([api_server])
+        servers.append(api_server)
+        threads = start_serving(servers)
         try:
             print_banner(
                 url_of(api_server, args.host),
                 model.url,
                 dynamodb.url,
+                s3.url,
                 model.match.group(2),
                 ", ".join(route.key for route in routes),
                 args.concurrency,
@@ -161,7 +206,7 @@ def serve(args: argparse.Namespace) -> int:
             stop.wait()
             print("stopping", flush=True)
         finally:
-            stop_serving([api_server], threads)
+            stop_serving(servers, threads)
     finally:
         for pool in pools:
             pool.close()
@@ -170,13 +215,20 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def print_banner(
-    api_url: str, model_url: str, dynamodb_url: str, model_version: str, routes: str, concurrency: int
+    api_url: str,
+    model_url: str,
+    dynamodb_url: str,
+    s3_url: str,
+    model_version: str,
+    routes: str,
+    concurrency: int,
 ) -> None:
     print(
         f"API: {api_url}  ({routes}; GET {JWKS_PATH})\n"
         f"FUNCTIONS: up to {concurrency} instances per function, each its own process (--concurrency)\n"
         f"MODEL: {model_url}  (endpoint {ENDPOINT_NAME}, model version {model_version})\n"
-        f"DYNAMODB: {dynamodb_url}  (table {RATE_LIMIT_TABLE}, in memory)\n"
+        f"DYNAMODB: {dynamodb_url}  (tables {RATE_LIMIT_TABLE}, {JOBS_TABLE}; in memory)\n"
+        f"S3: {s3_url}  (bucket {JOBS_BUCKET}, in memory; presigned URLs checked)\n"
         f"ISSUER: {ISSUER}  (audience {AUDIENCE}, scope {PREDICT_SCOPE})\n"
         "token: make token SUB=alice   (or: python -m local_stack token --sub alice)\n"
         f'try:   curl -s {api_url}/predict -H "Authorization: Bearer $(make -s token)" '

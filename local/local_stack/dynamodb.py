@@ -7,15 +7,14 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from . import template
-from .api import RATE_LIMIT_TABLE
+from .api import JOBS_TABLE, RATE_LIMIT_TABLE
 from .lambda_context import REGION
-from .processes import exit_with_parent
-from .servers import SIDE_HOST, WsgiServer, make_wsgi_server, stop_on_signals, url_of
+from .servers import SIDE_HOST, WsgiServer, make_wsgi_server, serve_side_server
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -79,32 +78,27 @@ def forget_tracked_instances() -> None:
 
 def create_rate_limit_table(dynamodb_url: str) -> None:
     """The rate-limit table as template.yaml defines it (RateLimitTable: keys, TTL)."""
-    client = boto3.client(
+    template.table("RateLimitTable").create(_client(dynamodb_url), RATE_LIMIT_TABLE)
+
+
+def create_jobs_table(dynamodb_url: str) -> None:
+    """The bulk jobs' table as template.yaml defines it (JobsTable: keys, TTL)."""
+    template.table("JobsTable").create(_client(dynamodb_url), JOBS_TABLE)
+
+
+def _client(dynamodb_url: str) -> Any:
+    return boto3.client(
         "dynamodb",
         endpoint_url=dynamodb_url,
         region_name=REGION,
         aws_access_key_id="local",
         aws_secret_access_key="local",  # noqa: S106 - moto's dummy credentials
     )
-    template.table("RateLimitTable").create(client, RATE_LIMIT_TABLE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_stack.dynamodb", description=__doc__)
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--exit-with-parent", action="store_true", help="exit when the starting process dies")
-    args = parser.parse_args(argv)
-    if args.exit_with_parent:
-        exit_with_parent()
-    server = start_dynamodb(args.port)
-    stop = stop_on_signals()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    print(f"dynamodb: {url_of(server)}", flush=True)
-    stop.wait()
-    server.shutdown()
-    server.server_close()
-    return 0
+    return serve_side_server(parser, argv, "dynamodb", start_dynamodb)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 ``sam local generate-event apigateway http-api-proxy`` (kept in ``tests/local/data/http-api-proxy.json``).
 
 Like API Gateway, keys without a value are left out rather than sent empty: ``cookies``,
-``queryStringParameters`` and ``body`` appear only when the request has them, and ``pathParameters``,
-``stageVariables`` and ``requestContext.authentication`` (mTLS) never do (static routes, no stage
-variables, no mutual TLS). Header names are lower-cased and repeated headers joined with ``,``; the
-``Cookie`` header moves to ``cookies``. Authorizer claims are passed as strings, as API Gateway does.
+``queryStringParameters``, ``pathParameters`` (a route with path variables, such as ``/jobs/{job_id}``) and
+``body`` appear only when the request has them, and ``stageVariables`` and ``requestContext.authentication``
+(mTLS) never do (no stage variables, no mutual TLS). Header names are lower-cased and repeated headers
+joined with ``,``; the ``Cookie`` header moves to ``cookies``. Authorizer claims are passed as strings, as API
+Gateway does.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def build_event(
     auth: Authorized | None,
     request_id: str,
     now: float,
+    path_parameters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     headers = _headers(request, now)
     event: dict[str, Any] = {
@@ -62,6 +64,8 @@ def build_event(
     query = _query_parameters(request.raw_query)
     if query:
         event["queryStringParameters"] = query
+    if path_parameters:
+        event["pathParameters"] = dict(path_parameters)
     event["requestContext"] = _request_context(request, route_key, auth, request_id, headers, now)
     if request.body:
         event["body"], event["isBase64Encoded"] = encode_body(request.body, headers.get("content-type"))

@@ -35,7 +35,13 @@ INIT_TIMEOUT_S = 60.0
 
 
 class FunctionError(Exception):
-    """The handler raised, the instance died, or it ran past the function's timeout."""
+    """The handler raised, the instance died, or it ran past the function's timeout. ``error_type`` is what
+    Lambda reports (and Step Functions' Retry matches): the exception's class name when the handler raised,
+    ``Sandbox.Timedout`` past the timeout, ``Lambda.ServiceException`` when the instance died."""
+
+    def __init__(self, message: str, error_type: str = "Lambda.ServiceException") -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 @dataclass(frozen=True)
@@ -98,13 +104,13 @@ class _Instance:
             raise FunctionError(f"the invocation could not be sent: {type(exc).__name__}") from None
         kind, value = self._receive(context.timeout_s, "invocation")
         if kind == "error":
-            raise FunctionError(f"the handler raised {value}")
+            raise FunctionError(f"the handler raised {value}", error_type=str(value))
         return value
 
     def _receive(self, timeout_s: float, phase: str) -> tuple[str, Any]:
         if not self.connection.poll(timeout_s):
             self.stop()
-            raise FunctionError(f"{phase} timed out after {timeout_s:.1f} s")
+            raise FunctionError(f"{phase} timed out after {timeout_s:.1f} s", error_type="Sandbox.Timedout")
         try:
             message: tuple[str, Any] = self.connection.recv()
         except (EOFError, OSError):

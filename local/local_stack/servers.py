@@ -8,11 +8,12 @@ thread (bench/throughput.py measures the difference)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -120,3 +121,26 @@ def stop_serving(servers: Sequence[WsgiServer], threads: Sequence[threading.Thre
         server.server_close()
     for thread in threads:
         thread.join(timeout=10)
+
+
+def serve_side_server(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, name: str, make: Callable[[int], WsgiServer]
+) -> int:
+    """``python -m local_stack.<name>``: the stand-in made by ``make(port)`` in its own process; prints
+    ``<name>: <url>`` once it listens (what local_stack.processes.start_child waits for)."""
+    from .processes import exit_with_parent
+
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--exit-with-parent", action="store_true", help="exit when the starting process dies")
+    args = parser.parse_args(argv)
+    if args.exit_with_parent:
+        exit_with_parent()
+    server = make(args.port)
+    stop = stop_on_signals()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    print(f"{name}: {url_of(server)}", flush=True)
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    return 0
