@@ -109,7 +109,7 @@ class JobsDefinition:
             "Score items": (score_map["ItemSelector"]["step"], "score"),
             "Score payload": (chunk_task["Parameters"]["Payload.$"], "$"),
             "Score concurrency": (score_map["MaxConcurrencyPath"], "$.max_concurrency"),
-            "Score tolerance": (score_map.get("ToleratedFailurePercentage"), 0),
+            "Score tolerance": (score_map.get("ToleratedFailurePercentage", 0), 0),  # the default: none
             "Score next": (score_map["Next"], "Finish"),
             "Finish payload": (states["Finish"]["Parameters"]["Payload"]["step"], "finish"),
             "MarkFailed payload": (states["MarkFailed"]["Parameters"]["Payload"]["step"], "fail"),

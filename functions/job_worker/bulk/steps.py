@@ -60,6 +60,10 @@ class JobNotRunnable(Exception):
     """The job is not in a state this task can work on (failed meanwhile, or never started)."""
 
 
+class ScoredChunkMissing(Exception):
+    """finish found a chunk of the manifest without its scored object: a chunk failed for good (not retried)."""
+
+
 @dataclass
 class Worker:
     settings: WorkerSettings
@@ -166,6 +170,11 @@ class Worker:
         if job.status != RUNNING:
             raise JobNotRunnable(f"{job.job_id} is {job.status}")
         manifest = json.loads(self.bucket.read(manifest_key(job.job_id)))
+        missing = [
+            int(e["chunk"]) for e in manifest if self.bucket.size(scored_key(job.job_id, int(e["chunk"]))) is None
+        ]
+        if missing:
+            raise ScoredChunkMissing(f"{len(missing)} of {len(manifest)} chunks were not scored (first: {missing[0]})")
         counts: Counter[str] = Counter()
         versions: Counter[str] = Counter()
 
