@@ -8,9 +8,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from bulk.config import WorkerSettings
 from bulk.objects import Bucket
-from bulk.steps import Worker
+from bulk.steps import AwsCallFailed, Worker
 from sentiment_api import aws
 from sentiment_api.deadline import Deadline
 from sentiment_api.endpoint import SageMakerEndpoint, SentimentEndpoint
@@ -44,6 +45,15 @@ worker = Worker(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = event.get("step")
     logger.append_keys(job_id=str(event.get("job_id")), step=str(step))
+    try:
+        return run_step(step, event, context)
+    except ClientError as exc:
+        raise AwsCallFailed(aws.error_code(exc) or "ClientError") from exc
+    except BotoCoreError as exc:
+        raise AwsCallFailed(type(exc).__name__) from exc
+
+
+def run_step(step: Any, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if step == "prepare":
         return worker.prepare(event)
     if step == "score":

@@ -327,7 +327,12 @@ def test_a_response_without_status_code_is_a_200_json_body(result: Any, body: by
 
 # ---- the function runtime ---------------------------------------------------------------------------
 def test_the_route_table_maps_predict_to_its_handler_and_scope():
-    predict, explain = api_functions()  # read from template.yaml
+    predict, explain, jobs = api_functions()  # read from template.yaml
+    assert [(r.method, r.path) for r in jobs.routes] == [
+        ("POST", "/jobs"),
+        ("GET", "/jobs/{job_id}"),
+        ("POST", "/jobs/{job_id}/start"),
+    ]
     assert [(r.method, r.path) for r in explain.routes] == [("GET", "/explain")]
     assert explain.code_dir == REPO_ROOT / "functions" / "explain" and explain.handler == "app.lambda_handler"
     assert explain.routes[0].scopes == (PREDICT_SCOPE,)
@@ -344,7 +349,7 @@ def test_handlers_are_loaded_by_file_path(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "emulator_test_app", None)
     code = tmp_path / "app.py"
     code.write_text("def lambda_handler(event, context):\n    return {'statusCode': 204}\n")
-    (predict, _) = api_functions()
+    predict = api_functions()[0]
     function = replace(predict, code_dir=tmp_path)
 
     handler = load_handler(function, "emulator_test_app")
@@ -397,3 +402,20 @@ def test_no_two_functions_set_one_variable_to_different_values() -> None:
     environments = [function.resolved_environment(LOCAL_REFS) for function in api_functions()]
     for first, other in itertools.combinations(environments, 2):
         assert {k: v for k, v in first.items() if k in other and other[k] != v} == {}
+
+
+# ---- path parameters (GET /jobs/{job_id}) -----------------------------------------------------------
+def test_a_path_variable_matches_one_segment_and_reaches_the_event():
+    seen: list[dict[str, Any]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.append(event)
+        return {"statusCode": 200, "body": "{}"}
+
+    route = Route("GET", "/jobs/{job_id}", "sentiment-api-JobsFunction", handler)
+    assert route.match("GET", "/jobs/abc") == {"job_id": "abc"}
+    for method, path in (("POST", "/jobs/abc"), ("GET", "/jobs"), ("GET", "/jobs/"), ("GET", "/jobs/a/b")):
+        assert route.match(method, path) is None, (method, path)
+    start = Route("POST", "/jobs/{job_id}/start", "sentiment-api-JobsFunction", handler)
+    assert start.match("POST", "/jobs/abc/start") == {"job_id": "abc"}
+    assert start.match("POST", "/jobs/abc/stop") is None

@@ -129,9 +129,16 @@ def test_every_route_is_authorized(body: dict[str, Any]) -> None:
             assert route.get("security"), f"{method.upper()} {path} has no authorizer"
 
 
-def test_only_predict_and_explain_routes_exist(body: dict[str, Any]) -> None:
+def test_only_the_documented_routes_exist(body: dict[str, Any]) -> None:
     routes = {(p, m) for p, ms in body["paths"].items() for m in ms}
-    assert routes == {("/predict", "post"), ("/predict/batch", "post"), ("/explain", "get")}
+    assert routes == {
+        ("/predict", "post"),
+        ("/predict/batch", "post"),
+        ("/explain", "get"),
+        ("/jobs", "post"),
+        ("/jobs/{job_id}", "get"),
+        ("/jobs/{job_id}/start", "post"),
+    }
 
 
 def test_lambda_permission_limited_to_route_and_alias(resources: dict[str, Any]) -> None:
@@ -144,7 +151,15 @@ def test_lambda_permission_limited_to_route_and_alias(resources: dict[str, Any])
         "PredictFunctionPredictPermission",
         "PredictFunctionPredictBatchPermission",
         "ExplainFunctionExplainPermission",
+        "JobsFunctionCreateJobPermission",
+        "JobsFunctionGetJobPermission",
+        "JobsFunctionStartJobPermission",
     }
+    for permission, route in (("JobsFunctionCreateJobPermission", "POST/jobs"),
+                              ("JobsFunctionGetJobPermission", "GET/jobs/*"),
+                              ("JobsFunctionStartJobPermission", "POST/jobs/*/start")):  # fmt: skip
+        source_arn, _ = resources[permission]["Properties"]["SourceArn"]["Fn::Sub"]
+        assert source_arn.endswith("${__ApiId__}/${__Stage__}/" + route), source_arn
     for permission, route in (("PredictFunctionPredictPermission", "POST/predict"),
                               ("PredictFunctionPredictBatchPermission", "POST/predict/batch")):  # fmt: skip
         props = resources[permission]["Properties"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from tests.helpers import FUNCTION_ENV
-from tests.template.cfn_helpers import only
 
 
 def table(resources: dict[str, Any]) -> dict[str, Any]:
-    logical_id, resource = only(resources, "AWS::DynamoDB::Table")
-    assert logical_id == "RateLimitTable"
-    return resource
+    """The rate-limit table; the only other table is the bulk jobs' (tests/template/test_template_jobs.py)."""
+    tables = {lid for lid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
+    assert tables == {"RateLimitTable", "JobsTable"}
+    return dict(resources["RateLimitTable"])
 
 
 def test_rate_limit_table_shape(resources: dict[str, Any]) -> None:

@@ -277,16 +277,16 @@ def test_the_stack_policy_reader_follows_the_documented_example() -> None:
 
 
 # ---- (c) what a release changes, and what the stack policy lets it change --------------------------------
-def test_a_release_changes_the_two_functions_the_version_the_alias_and_the_dashboard(release: Release) -> None:
+def test_a_release_changes_the_three_functions_the_version_the_alias_and_the_dashboard(release: Release) -> None:
     by_type = {(c.type, c.action) for c in release.changes}
     assert by_type == {
-        ("AWS::Lambda::Function", MODIFY),  # PredictFunction, ExplainFunction: SAGEMAKER_ENDPOINT_NAME
+        ("AWS::Lambda::Function", MODIFY),  # PredictFunction, ExplainFunction, JobsFunction: SAGEMAKER_ENDPOINT_NAME
         ("AWS::Lambda::Version", REPLACE),  # VersionDescription: a new predict version is published
         ("AWS::Lambda::Alias", MODIFY),  # `live` moves to it, through the CodeDeploy canary
         ("AWS::CloudWatch::Dashboard", MODIFY),  # the SageMaker widgets name the live endpoint
     }, release.changes
     functions = {c.logical_id for c in release.changes if c.type == "AWS::Lambda::Function"}
-    assert functions == {"PredictFunction", "ExplainFunction"}
+    assert functions == {"PredictFunction", "ExplainFunction", "JobsFunction"}
 
 
 def test_a_release_publishes_a_new_predict_version_behind_live(release: Release) -> None:
@@ -744,7 +744,8 @@ def test_the_endpoint_is_reached_by_tag_not_by_name(resources: dict[str, Any]) -
             assert statement["Condition"] == {
                 "StringEquals": {"aws:ResourceTag/sentiment-api:stack": {"Ref": "AWS::StackName"}}
             }, logical_id
-    assert found == 3  # the predict function, the SageMaker execution role, the governance state machine
+    # the predict function, the jobs worker, the SageMaker execution role, the governance state machine
+    assert found == 4
 
 
 def test_the_retraining_tags_every_endpoint_it_creates_with_the_stack(sam_template: dict[str, Any]) -> None:

@@ -184,6 +184,8 @@ LAMBDA_RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "dateutil", "urlli
 PROBE_EVENTS = {
     "PredictFunction": "predict-positive",
     "ExplainFunction": "explain",
+    "JobsFunction": "jobs-get",
+    "JobWorkerFunction": {"step": "fail", "owner": "probe", "job_id": "0" * 32, "error": {"Error": "probe"}},
     "PreTrafficHookFunction": {"DeploymentId": "d-PROBE", "LifecycleEventHookExecutionId": "e-PROBE"},
     "PostTrafficHookFunction": {"DeploymentId": "d-PROBE", "LifecycleEventHookExecutionId": "e-PROBE"},
     "ValidateDatasetFunction": {

@@ -60,6 +60,11 @@ class JobNotRunnable(Exception):
     """The job is not in a state this task can work on (failed meanwhile, or never started)."""
 
 
+class AwsCallFailed(Exception):
+    """An S3 or DynamoDB call of a task failed (throttling, a timeout, a 5xx): the state machine retries it
+    by this name (a botocore error's own class name, ClientError, says nothing to a Retry rule)."""
+
+
 class ScoredChunkMissing(Exception):
     """finish found a chunk of the manifest without its scored object: a chunk failed for good (not retried)."""
 
