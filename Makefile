@@ -21,7 +21,7 @@ REGION    ?= us-east-1
 PY312_DIR := $(shell dirname "$$(scripts/find-python.sh 3.12 2>/dev/null || echo /nonexistent/python3.12)")
 export PATH := $(PY312_DIR):$(PATH)
 # The same search path as pyproject's pytest pythonpath (the layers, each function's package, local, model, client).
-export PYTHONPATH := layers/core:layers/api:functions/predict:functions/explain:functions/canary_hooks:functions/retraining:functions/release_model:functions/jobs:functions/job_worker:local:model:client
+export PYTHONPATH := layers/core:layers/api:layers/jobs:functions/predict:functions/explain:functions/canary_hooks:functions/retraining:functions/release_model:functions/jobs:functions/job_worker:local:model:client
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help venv venv-sam venv-checkov node model train-model run token score integration test check lint types validate build bench soak eval simulate-release \
@@ -78,7 +78,7 @@ lint: venv ## ruff, cfn-lint (SAM template, CI/CD role template), actionlint + z
 	@$(VENV)/bin/shellcheck --severity=warning deploy/*.sh scripts/*.sh .ci/run
 
 types: venv ## mypy on the shipped code
-	@$(VENV)/bin/mypy layers/core/sentiment_core layers/api/sentiment_api functions/predict/prediction \
+	@$(VENV)/bin/mypy layers/core/sentiment_core layers/api/sentiment_api layers/jobs/sentiment_jobs functions/predict/prediction \
 		functions/explain/explanation functions/canary_hooks/canary functions/retraining/retraining functions/release_model/model_release functions/jobs/jobs_api functions/job_worker/bulk local/local_stack \
 		model/sentiment_model governance tools/release_simulator tools/model_bundle.py tools/image_uris.py \
 		client/sentiment_client

@@ -15,8 +15,8 @@ from bulk.steps import AwsCallFailed, Worker
 from sentiment_api import aws
 from sentiment_api.deadline import Deadline
 from sentiment_api.endpoint import SageMakerEndpoint, SentimentEndpoint
-from sentiment_api.jobs import JobStore
 from sentiment_api.observability import logger
+from sentiment_jobs.store import JobStore
 
 settings = WorkerSettings.from_env()  # cold start: fails the init phase when configuration is missing
 #: What a score invocation may spend on the endpoint: its remaining time less the answer reserve.

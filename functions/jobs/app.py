@@ -12,9 +12,9 @@ from jobs_api.config import JobsSettings
 from jobs_api.usecase import Jobs
 from sentiment_api import aws
 from sentiment_api.http import create_resolver, handle, json_response, require_caller
-from sentiment_api.jobs import JobStore
 from sentiment_api.observability import logger, metrics, tracer
 from sentiment_api.ratelimit import DynamoDbRateLimiter
+from sentiment_jobs.store import JobStore
 
 settings = JobsSettings.from_env()  # cold start: fails the init phase when configuration is missing
 _CALLS = Config(connect_timeout=0.5, read_timeout=1.5, retries={"total_max_attempts": 2, "mode": "standard"})

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from local_stack import template
 from sentiment_api.errors import ModelUnavailable
-from sentiment_api.jobs import QUEUED, Job, JobStore
+from sentiment_jobs.store import QUEUED, Job, JobStore
 
 from tests.helpers import load_function
 from tests.statemachines.conftest import Execution, LambdaRuntime, deploy_function, run_state_machine, substitute

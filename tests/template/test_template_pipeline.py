@@ -130,6 +130,7 @@ def test_pipeline_roles_name_actions_and_scope_resources(
         "ReportsBucket.Arn": "arn:aws:s3:::reports",
         "PredictFunction": "sentiment-api-prod-PredictFunction-ABC",
         "ExplainFunction": "sentiment-api-prod-ExplainFunction-ABC",
+        "JobsFunction": "sentiment-api-prod-JobsFunction-ABC",
         "ServerlessDeploymentApplication": "sentiment-api-prod-ServerlessDeploymentApplication-ABC",
         "PredictFunctionDeploymentGroup": "sentiment-api-prod-PredictFunctionDeploymentGroup-ABC",
         "Dashboard": "sentiment-api-prod-operations",
@@ -178,6 +179,7 @@ def test_pass_role_only_for_the_sagemaker_role_and_the_release_role(resources: d
     assert functions["Resource"] == [
         {"Fn::GetAtt": ["PredictFunctionRole", "Arn"]},
         {"Fn::GetAtt": ["ExplainFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["JobsFunctionRole", "Arn"]},
     ]
     assert functions["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
 

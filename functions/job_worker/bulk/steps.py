@@ -25,7 +25,9 @@ from typing import Any
 from sentiment_api.deadline import Deadline
 from sentiment_api.endpoint import SentimentEndpoint
 from sentiment_api.errors import ModelTimeout, ModelUnavailable
-from sentiment_api.jobs import (
+from sentiment_core.contract import LABELS
+from sentiment_core.wire import Prediction
+from sentiment_jobs.store import (
     FAILED,
     QUEUED,
     RUNNING,
@@ -37,8 +39,6 @@ from sentiment_api.jobs import (
     result_key,
     scored_key,
 )
-from sentiment_core.contract import LABELS
-from sentiment_core.wire import Prediction
 
 from . import results
 from .config import WorkerSettings

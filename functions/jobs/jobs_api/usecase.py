@@ -23,7 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sentiment_api import aws
 from sentiment_api.body import json_document
 from sentiment_api.errors import InputTooLarge, JobNotFound, JobsUnavailable, UploadMissing
-from sentiment_api.jobs import (
+from sentiment_api.schemas import compile_schema, validate_input, validate_output
+from sentiment_jobs.store import (
     AWAITING_UPLOAD,
     FAILED,
     QUEUED,
@@ -34,7 +35,6 @@ from sentiment_api.jobs import (
     is_job_id,
     new_job_id,
 )
-from sentiment_api.schemas import compile_schema, validate_input, validate_output
 
 from .config import JobsSettings
 

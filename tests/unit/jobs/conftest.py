@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -17,14 +17,9 @@ from moto import mock_aws
 from sentiment_api.deadline import Deadline
 from sentiment_core.wire import Prediction
 
-from tests.helpers import FakeContext, create_rate_limit_table, function_env, load_event, load_function
+from tests.helpers import TEST_REFS, FakeContext, create_rate_limit_table, function_env, load_event, load_function
 
-REFS = {
-    "JobsTable": "sentiment-test-jobs",
-    "JobsBucket": "sentiment-test-jobs-bucket",
-    "JobsStateMachine": "arn:aws:states:us-east-1:123456789012:stateMachine:sentiment-api-test-jobs",
-}
-ROLE = "arn:aws:iam::123456789012:role/sentiment-api-test-jobs"
+REFS = {name: TEST_REFS[name] for name in ("JobsTable", "JobsBucket", "JobsStateMachine")}
 
 
 @dataclass
@@ -143,6 +138,3 @@ def jobs_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[JobsWorld]:
 
         monkeypatch.setattr(api.jobs._sfn, "start_execution", start_execution)
         yield JobsWorld(api, worker_module, endpoint, s3, sfn, executions)
-
-
-Make = Callable[..., JobsWorld]

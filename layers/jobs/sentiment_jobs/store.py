@@ -29,8 +29,7 @@ from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
-
-from . import aws
+from sentiment_api import aws
 
 AWAITING_UPLOAD, QUEUED, RUNNING, SUCCEEDED, FAILED = "AWAITING_UPLOAD", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED"
 STATUSES = (AWAITING_UPLOAD, QUEUED, RUNNING, SUCCEEDED, FAILED)
