@@ -91,11 +91,12 @@ validate: venv-sam ## sam validate --lint (no credentials needed)
 build: venv-sam ## sam build (into .aws-sam/)
 	@$(SAM) build
 
-bench: venv model ## benchmarks that print figures (latency budget, cold start, throughput vs the bare model server, batch vs single and the cache, model and local latency)
+bench: venv model ## benchmarks that print figures (latency budget, cold start, throughput vs the bare model server, batch vs single and the cache, bulk job vs the model server, model and local latency)
 	@$(PY) bench/latency_budget.py
 	@$(PY) bench/cold_import.py
 	@$(PY) bench/throughput.py --model-dir $(MODEL_DIR)
 	@$(PY) bench/batch.py --model-dir $(MODEL_DIR)
+	@$(PY) bench/jobs.py --model-dir $(MODEL_DIR)
 	@$(PY) bench/model_latency.py
 	@$(PY) bench/local_latency.py --model-dir $(MODEL_DIR)
 
