@@ -51,9 +51,9 @@ run: venv ## start the local stack: HTTP API on :$(PORT) (JWT checked) -> predic
 token: venv ## print a development bearer token (SUB=alice selects the user)
 	@$(PY) -m local_stack token --sub $(SUB)
 
-score: venv ## score a CSV through the API: IN=in.csv OUT=out.csv [COLUMN=text] [URL=https://...] (resumable)
+score: venv ## score a CSV through the API: IN=in.csv OUT=out.csv [COLUMN=text] [URL=https://...] [MODE=job] (batch mode: resumable)
 	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo "usage: make score IN=<input.csv> OUT=<output.csv> [COLUMN=text] [URL=<api url>] (the local stack by default: make run)" >&2; exit 2; }
-	@$(PY) -m sentiment_client score "$(IN)" "$(OUT)" --column "$(or $(COLUMN),text)"$(if $(URL), --url "$(URL)")
+	@$(PY) -m sentiment_client score "$(IN)" "$(OUT)" --column "$(or $(COLUMN),text)"$(if $(URL), --url "$(URL)")$(if $(MODE), --mode "$(MODE)")
 
 integration: venv ## the black-box API suite (tests/integration): API_URL=https://... TOKEN=... for a deployed stack; the local stack otherwise
 	@# the token from the environment or the command line (both reach the recipe's environment), never

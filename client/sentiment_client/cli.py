@@ -22,6 +22,7 @@ from .api import (
     TokenSource,
 )
 from .errors import ClientError
+from .job import JobClient, JobTransport
 from .progress import Progress
 from .score import Scorer
 from .transport import Transport, UrllibTransport, is_local
@@ -58,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("input", type=Path, metavar="IN", help="CSV file with a header row (UTF-8)")
     score.add_argument("output", type=Path, metavar="OUT", help="CSV file to write (OUT.partial while running)")
     score.add_argument("--column", default="text", help="the column holding the text (default: text)")
+    score.add_argument(
+        "--mode",
+        choices=("batch", "job"),
+        default="batch",
+        help="batch: POST /predict/batch from this machine (resumable); job: one bulk job of the API (POST /jobs: "
+        "upload, progress, download; for large files)",
+    )
     score.add_argument("--url", default=None, help=f"the API's base URL (default: {DEFAULT_URL}, the local stack)")
     score.add_argument("--token", default=None, help=f"bearer token (default: ${TOKEN_ENV})")
     score.add_argument("--concurrency", type=int, default=4, help="batches in flight (default: 4)")
@@ -122,6 +130,15 @@ def main(
     try:
         url = check_url(args.url or DEFAULT_URL)
         token = resolve_token(url, args.token or env.get(TOKEN_ENV), mint)
+        if args.mode == "job":
+            job_transport = transport or UrllibTransport()
+            if not isinstance(job_transport, JobTransport):
+                raise ClientError("this transport cannot send a job's GET and PUT requests")
+            job_report = JobClient(url, token, job_transport, clock, err, timeout_s=args.timeout).run(
+                args.input, args.output, args.column, args.overwrite_columns
+            )
+            _print(err, *job_report.summary())
+            return EXIT_OK
         api = BatchApi(url, token, transport or UrllibTransport(), clock, timeout_s=args.timeout)
         progress = Progress(err, clock, paused_s=api.gate.remaining_s)
         scorer = Scorer(

@@ -55,9 +55,15 @@ class UrllibTransport:
         self._loopback = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> HttpResponse:
+        return self.send("POST", url, body, headers, timeout_s)
+
+    def send(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], timeout_s: float
+    ) -> HttpResponse:
+        """Any method (the job mode's GET and PUT, to the API and to presigned S3 URLs)."""
         if urlsplit(url).scheme not in {"http", "https"}:
             raise ValueError(f"not an http(s) URL: {url}")
-        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310 - scheme checked
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method=method)  # noqa: S310 - scheme checked
         opener = self._loopback if is_local(url) else self._remote
         try:
             with opener.open(request, timeout=timeout_s) as answer:

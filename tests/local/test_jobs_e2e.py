@@ -11,6 +11,7 @@ import io
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -152,3 +153,31 @@ def test_a_file_without_the_text_field_fails_the_job_with_its_code(
     done = wait_until_done(local_stack, job["job_id"], owner)
     assert done["status"] == "FAILED" and done["error"]["code"] == "MISSING_TEXT_FIELD", done
     assert "result" not in done
+
+
+def test_the_client_writes_the_same_output_in_job_mode_as_in_batch_mode(
+    local_stack: RunningStack, token: Callable[..., str], tmp_path: Path
+) -> None:
+    """`make score ... MODE=job` (upload, progress, download) and the batch mode give the same OUT."""
+    from sentiment_client import cli
+
+    texts = heldout_texts()[:300]
+    source = tmp_path / "in.csv"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text"])
+        writer.writerows([n, text] for n, text in enumerate(texts))
+        writer.writerow(["empty", " "])
+        writer.writerow(["malformed", "a text", "one field too many"])
+    outputs = {}
+    for mode in ("batch", "job"):
+        out, stderr = tmp_path / f"out-{mode}.csv", io.StringIO()
+        argv = ["score", str(source), str(out), "--url", local_stack.api_url, "--mode", mode]
+        code = cli.main([*argv, "--token", token(sub=f"client-{mode}")], stderr=stderr, environ={})
+        assert code == 0, stderr.getvalue()
+        outputs[mode] = out.read_text("utf-8")
+        if mode == "job":
+            assert "SUCCEEDED 302 of 302 rows" in stderr.getvalue(), stderr.getvalue()
+    assert outputs["job"] == outputs["batch"]
+    rows = list(csv.DictReader(io.StringIO(outputs["job"])))
+    assert len(rows) == 302 and rows[300]["error"] == "EMPTY_TEXT" and rows[301]["error"] == "MALFORMED_ROW"
