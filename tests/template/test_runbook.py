@@ -185,7 +185,7 @@ def _state_machine_names() -> set[str]:
 
     for definition in (REPO_ROOT / "statemachines").glob("*.asl.json"):
         walk(json.loads(definition.read_text()))
-    for source in (REPO_ROOT / "functions").rglob("*.py"):
+    for source in [*(REPO_ROOT / "functions").rglob("*.py"), *(REPO_ROOT / "layers").rglob("*.py")]:
         names.update(re.findall(r"^class (\w+)\((?:\w*Exception|\w*Error|\w+)\):", source.read_text(), re.M))
     return names
 
@@ -308,6 +308,7 @@ def test_runbook_covers_the_required_incidents() -> None:
         "Authorizer rejecting everyone (IdP key rotation)",
         "Bad canary",
         "Bad model after retraining",
+        "Bulk job failed",
     ):
         assert incident in headings, incident
     text = (REPO_ROOT / "runbook.md").read_text(encoding="utf-8")
