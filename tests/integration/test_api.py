@@ -1,5 +1,6 @@
 """The API as a client sees it, over HTTP against any stack (tests/integration/conftest.py): each label,
-both predict routes, the README's error table, the rate-limit fields, GET /explain, correlation ids.
+both predict routes, the README's error table, the rate-limit fields, GET /explain, correlation ids (the jobs routes:
+test_jobs.py).
 Nothing here reads the stack's code or logs, so the same tests run against the local stack and a deployed one."""
 
 from __future__ import annotations
