@@ -26,14 +26,13 @@ from typing import IO
 from sentiment_core.contract import MAX_TEXT_CHARS
 
 #: A CSV field or a JSON line longer than this is not a text to score (1,024 characters are at most 4 KiB
-#: of UTF-8; the rest of such a row is data the result does not keep): the CSV reader refuses a field over
-#: its limit, which would fail the file, so the limit is set far above any acceptable row.
+#: of UTF-8; the rest of such a row is data the result does not keep). The CSV reader refuses a field over
+#: its limit (131,072 characters by default), which would fail the file, so while a file is read the limit
+#: is raised to this (and put back after: it is the csv module's one global setting).
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_LINE_BYTES = MAX_FIELD_BYTES
 #: An id is copied to the result as given, up to this many characters.
 MAX_ID_CHARS = 256
-
-csv.field_size_limit(MAX_FIELD_BYTES)
 
 
 class InputRefused(Exception):
@@ -108,6 +107,7 @@ def _csv_rows(stream: IO[bytes], text_field: str, id_field: str | None) -> Itera
     # surrogateescape: a row with bytes that are not UTF-8 becomes that row's INVALID_ENCODING, not the file's
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text, strict=True)
+    previous_limit = csv.field_size_limit(MAX_FIELD_BYTES)
     try:
         header = next(reader, None)
         if not header:
@@ -135,6 +135,8 @@ def _csv_rows(stream: IO[bytes], text_field: str, id_field: str | None) -> Itera
             yield _row(number, identifier, fields[text_at])
     except csv.Error as exc:
         raise InputRefused("INVALID_CSV", f"the file is not valid CSV at line {reader.line_num}: {exc}.") from None
+    finally:
+        csv.field_size_limit(previous_limit)
     if number == 0:
         raise InputRefused("EMPTY_INPUT", "the file has a header but no rows.")
 
