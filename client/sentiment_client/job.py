@@ -60,10 +60,11 @@ class JobClient:
         stderr: TextIO,
         *,
         timeout_s: float = 35.0,
-        poll_s: float = 2.0,
+        poll_s: float = 5.0,
+        max_wait_s: float = 6 * 3600.0,
     ) -> None:
         self._url, self._token, self._transport, self._clock = url.rstrip("/"), token, transport, clock
-        self._stderr, self._timeout_s, self._poll_s = stderr, timeout_s, poll_s
+        self._stderr, self._timeout_s, self._poll_s, self._max_wait_s = stderr, timeout_s, poll_s, max_wait_s
 
     def run(self, source: Path, out: Path, column: str, overwrite_columns: bool = False) -> JobReport:
         table = open_input(source)
@@ -106,8 +107,14 @@ class JobClient:
         return report
 
     def _wait(self, job_id: str) -> dict[str, Any]:
-        shown = None
+        """Polls every poll_s (12 requests a minute of the per-user limit) until the job ends, or gives up
+        after max_wait_s with the job's id (the job goes on: GET /jobs/<id> later)."""
+        shown, deadline = None, self._clock.now() + self._max_wait_s
         while True:
+            if self._clock.now() > deadline:
+                raise ClientError(
+                    f"job {job_id} not done after {self._max_wait_s:,.0f} s: check it later with GET /jobs/{job_id}"
+                )
             state = self._api("GET", f"/jobs/{job_id}", None, expect=(200,))
             progress = state["progress"]
             line = f"job {job_id}: {state['status']} {progress['rows_done']:,} of {progress['rows_total'] or '?'} rows"

@@ -17,7 +17,8 @@ from sentiment_api.ratelimit import DynamoDbRateLimiter
 from sentiment_jobs.store import JobStore
 
 settings = JobsSettings.from_env()  # cold start: fails the init phase when configuration is missing
-_CALLS = Config(connect_timeout=0.5, read_timeout=1.5, retries={"total_max_attempts": 2, "mode": "standard"})
+#: Every AWS call of a request: at most 2 attempts of 0.5 s + 1 s (the worst case is in template.yaml's Timeout).
+_CALLS = Config(connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 2, "mode": "standard"})
 jobs = Jobs(
     settings,
     JobStore.from_table(settings.table),

@@ -146,7 +146,7 @@ def test_the_worker_can_be_capped_by_reserved_concurrency_and_is_not_by_default(
         "Fn::If": ["ReserveJobWorkerConcurrency", {"Ref": "JobWorkerReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
     }
     assert cfn["Parameters"]["JobWorkerReservedConcurrency"]["Default"] == 0
-    assert cfn["Parameters"]["JobMaxConcurrency"]["Default"] == 4
+    assert cfn["Parameters"]["JobMaxConcurrency"]["Default"] == 2
 
 
 def test_failed_jobs_alarm_the_topic_and_show_on_the_dashboard(resources: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ class WorkerSettings:
     table: str
     bucket: str
     max_rows: int  # rows of one job's file
+    max_input_bytes: int  # bytes of one job's file (the start checks it too)
     chunk_rows: int  # rows per chunk: one Map iteration, one scored object
     batch_texts: int  # texts per InvokeEndpoint call (the API's batch size)
     batch_attempts: int  # attempts per call for a busy or unreachable endpoint, with backoff
@@ -45,6 +46,7 @@ class WorkerSettings:
             table=env_str(env, "JOBS_TABLE_NAME"),
             bucket=env_str(env, "JOBS_BUCKET_NAME"),
             max_rows=env_int(env, "JOB_MAX_ROWS", 1_000_000, 1, 10_000_000),
+            max_input_bytes=env_int(env, "JOB_MAX_INPUT_BYTES", 100 * 1024 * 1024, 1024, 100 * 1024 * 1024),
             chunk_rows=env_int(env, "JOB_CHUNK_ROWS", 1_000, 25, 100_000),
             batch_texts=env_int(env, "JOB_BATCH_TEXTS", 25, 1, 25),
             batch_attempts=env_int(env, "JOB_BATCH_ATTEMPTS", 4, 1, 10),

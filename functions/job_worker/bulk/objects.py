@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
+import io
 from typing import IO, Any
 
-from botocore.exceptions import ClientError
-from sentiment_api import aws
-
+READ_BUFFER_BYTES = 1024 * 1024
 #: Parts of a multipart upload (S3: at least 5 MiB each but the last, at most 10,000 parts).
 PART_BYTES = 8 * 1024 * 1024
 
@@ -17,21 +16,14 @@ class Bucket:
         self._client = client
         self.name = name
 
-    def stream(self, key: str) -> IO[bytes]:
-        body: IO[bytes] = self._client.get_object(Bucket=self.name, Key=key)["Body"]
-        return body
+    def stream(self, key: str) -> tuple[IO[bytes], int]:
+        """The object as a buffered stream (botocore's body has no readline of its own: io's fallback reads one
+        byte per call, 0.2 MB/s measured; buffered, a JSON Lines file reads at disk speed), and its size."""
+        answer = self._client.get_object(Bucket=self.name, Key=key)
+        return io.BufferedReader(answer["Body"], READ_BUFFER_BYTES), int(answer["ContentLength"])
 
     def read(self, key: str) -> bytes:
         return bytes(self._client.get_object(Bucket=self.name, Key=key)["Body"].read())
-
-    def size(self, key: str) -> int | None:
-        """The object's size in bytes, or None when there is no such object."""
-        try:
-            return int(self._client.head_object(Bucket=self.name, Key=key)["ContentLength"])
-        except ClientError as exc:
-            if aws.error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise
 
     def write(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
         self._client.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type)

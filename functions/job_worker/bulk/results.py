@@ -36,27 +36,31 @@ class Scored:
 
 # ---- chunks and scored chunks (internal: one JSON array per line) ---------------------------------------------
 def encode_chunk(rows: Iterable[Row]) -> bytes:
-    lines = [json.dumps([row.number, row.id, row.text, row.error, row.message], ensure_ascii=False) for row in rows]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    # ASCII JSON: a text's own U+2028, U+0085 ... are escaped, so a line is a record whatever the text holds
+    lines = [json.dumps([row.number, row.id, row.text, row.error, row.message]) for row in rows]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _records(body: bytes) -> list[list[object]]:
+    return [json.loads(line) for line in body.split(b"\n") if line]
 
 
 def decode_chunk(body: bytes) -> list[Row]:
-    return [Row(*json.loads(line)) for line in body.decode("utf-8").splitlines() if line]
+    return [Row(*record) for record in _records(body)]  # type: ignore[arg-type]
 
 
 def encode_scored(rows: Iterable[Scored]) -> bytes:
     lines = [
         json.dumps(
-            [r.number, r.id, r.sentiment, list(r.scores) if r.scores else None, r.model_version, r.error, r.message],
-            ensure_ascii=False,
+            [r.number, r.id, r.sentiment, list(r.scores) if r.scores else None, r.model_version, r.error, r.message]
         )
         for r in rows
     ]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    return ("\n".join(lines) + "\n").encode("ascii")
 
 
 def decode_scored(body: bytes) -> list[Scored]:
-    return [Scored(*json.loads(line)) for line in body.decode("utf-8").splitlines() if line]
+    return [Scored(*record) for record in _records(body)]  # type: ignore[arg-type]
 
 
 def count(rows: Iterable[Scored]) -> dict[str, int]:

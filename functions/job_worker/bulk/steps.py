@@ -103,7 +103,10 @@ class Worker:
         return {"status": RUNNING, "rows": rows_total, "chunks": len(chunks), "manifest_key": manifest_key(job.job_id)}
 
     def _write_chunks(self, job: Job) -> tuple[list[int], int]:
-        stream = self.bucket.stream(job.input_key)
+        stream, size = self.bucket.stream(job.input_key)
+        if size > self.settings.max_input_bytes:  # replaced after the start's check, by its own upload URL
+            limit = self.settings.max_input_bytes
+            raise InputRefused("INPUT_TOO_LARGE", f"The file is {size:,} bytes; a job takes at most {limit:,} bytes.")
         rows = read_rows(stream, job.input_format, job.text_field, job.id_field, self.settings.max_rows)
         sizes: list[int] = []
         while batch := list(islice(rows, self.settings.chunk_rows)):
@@ -118,7 +121,10 @@ class Worker:
             raise JobNotRunnable(f"{job.job_id} is {job.status}")
         number = int(event["chunk"])
         key = scored_key(job.job_id, number)
-        if self.bucket.size(key) is not None:  # scored before: a retry after success
+        # Counted before: a retry after success, read back rather than sent to the model again. (The record
+        # says so, not a HEAD of the object: without s3:ListBucket S3 answers a missing key with 403.) A chunk
+        # written but not yet counted is scored again and overwritten: the same rows, counted once.
+        if number in job.chunks_done:
             scored = results.decode_scored(self.bucket.read(key))
         else:
             rows = results.decode_chunk(self.bucket.read(chunk_key(job.job_id, number)))
@@ -175,9 +181,7 @@ class Worker:
         if job.status != RUNNING:
             raise JobNotRunnable(f"{job.job_id} is {job.status}")
         manifest = json.loads(self.bucket.read(manifest_key(job.job_id)))
-        missing = [
-            int(e["chunk"]) for e in manifest if self.bucket.size(scored_key(job.job_id, int(e["chunk"]))) is None
-        ]
+        missing = [int(e["chunk"]) for e in manifest if int(e["chunk"]) not in job.chunks_done]
         if missing:
             raise ScoredChunkMissing(f"{len(missing)} of {len(manifest)} chunks were not scored (first: {missing[0]})")
         counts: Counter[str] = Counter()
@@ -198,6 +202,8 @@ class Worker:
                 out.write(piece)
         model_version = ",".join(sorted(versions)) or None
         if not self.store.succeed(job.owner, job.job_id, counts, model_version):
+            if self._job(event).status == SUCCEEDED:  # a second finish (a retried invocation) was first: done
+                return {"status": SUCCEEDED, "counts": dict(counts)}
             raise JobNotRunnable(f"{job.job_id} left RUNNING meanwhile")
         self.log(
             "job succeeded",

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from sentiment_api import aws
-from sentiment_api.body import json_document
+from sentiment_api.body import check_encodable, json_document
 from sentiment_api.errors import InputTooLarge, JobNotFound, JobsUnavailable, UploadMissing
 from sentiment_api.schemas import compile_schema, validate_input, validate_output
 from sentiment_jobs.store import (
@@ -62,6 +62,11 @@ class Jobs:
         example = '{"input_format": "csv", "text_field": "text"}'
         document = json_document(body, is_base64_encoded, content_type, MAX_CREATE_BODY_BYTES, example)
         request = validate_input(_CREATE_REQUEST, document)
+        for name in ("text_field", "id_field"):
+            if isinstance(request.get(name), str):
+                check_encodable(request[name], name)
+        if "size_bytes" in request:
+            request["size_bytes"] = int(request["size_bytes"])  # JSON 1e2 is the integer 100 to the schema
         now = int(self._clock())
         job = Job(
             owner=owner,
@@ -138,17 +143,21 @@ class Jobs:
         limit = self._settings.max_input_bytes
         if size > limit:
             message = f"The file is {size:,} bytes; a job takes at most {limit:,} bytes."
-            _guarded(self._store.fail, job.owner, job.job_id, "INPUT_TOO_LARGE", message)
-            _guarded(self._s3.delete_object, Bucket=self._settings.bucket, Key=job.input_key)
-            raise InputTooLarge(message)
-        _guarded(self._store.queue, job.owner, job.job_id, self._settings.endpoint_name, size)
+            if _guarded(self._store.refuse_input, job.owner, job.job_id, "INPUT_TOO_LARGE", message):
+                _guarded(self._s3.delete_object, Bucket=self._settings.bucket, Key=job.input_key)
+                raise InputTooLarge(message)
+            return self._job(job.owner, job.job_id)  # a concurrent start queued it first: that one stands
+        expires_at = int(self._clock()) + self._settings.retention_days * DAY_S  # retention counts from the start
+        _guarded(self._store.queue, job.owner, job.job_id, self._settings.endpoint_name, size, expires_at)
         return self._job(job.owner, job.job_id)  # queued by this call or a concurrent one; or failed meanwhile
 
     def _object_size(self, key: str) -> int | None:
         try:
             return int(self._s3.head_object(Bucket=self._settings.bucket, Key=key)["ContentLength"])
         except ClientError as exc:
-            if aws.error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+            # 403: S3 answers a HEAD of a missing key with 403 to a role without s3:ListBucket (this one has
+            # none, so it cannot list other jobs' keys); the role may read every input, so 403 means missing.
+            if aws.error_code(exc) in {"404", "NoSuchKey", "NotFound", "403", "AccessDenied"}:
                 return None
             raise
 

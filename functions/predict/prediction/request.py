@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentiment_api.body import json_document
-from sentiment_api.errors import ApiError, EmptyText, InvalidEncoding
+from sentiment_api.body import check_encodable, json_document
+from sentiment_api.errors import ApiError, EmptyText
 from sentiment_api.schemas import compile_schema, validate_input
 from sentiment_core.contract import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
 
@@ -45,13 +45,6 @@ def parse_predict_request(body: str | None, is_base64_encoded: bool, content_typ
     check_encodable(text)
     check_text(text)
     return PredictRequest(text=text)
-
-
-def check_encodable(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidEncoding("text contains an unpaired UTF-16 surrogate escape (e.g. \\ud800).") from None
 
 
 def parse_batch_request(body: str | None, is_base64_encoded: bool, content_type: str | None) -> BatchRequest:

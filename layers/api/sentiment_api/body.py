@@ -57,3 +57,11 @@ def json_document(
         raise InvalidJson("The body is not valid JSON: nested too deeply.") from None
     except ValueError:  # Python's cap on integer digits (4,300): json.loads raises a plain ValueError
         raise InvalidJson("The body holds a number with too many digits.") from None
+
+
+def check_encodable(text: str, field: str = "text") -> None:
+    """A JSON string with an unpaired surrogate escape (``"\\ud800"``) is valid JSON but no UTF-8 text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEncoding(f"{field} contains an unpaired UTF-16 surrogate escape (e.g. \\ud800).") from None

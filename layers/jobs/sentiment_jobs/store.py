@@ -72,6 +72,7 @@ class Job:
     model_version: str | None = None
     endpoint_name: str | None = None
     error: JobError | None = None
+    chunks_done: frozenset[int] = frozenset()  # the chunks whose rows the progress counts (chunk_done)
 
     @property
     def input_key(self) -> str:
@@ -151,6 +152,7 @@ def job_from_item(item: Mapping[str, Any]) -> Job:
         model_version=values.get("model_version"),
         endpoint_name=values.get("endpoint_name"),
         error=JobError(error["code"], error["message"]) if isinstance(error, dict) else None,
+        chunks_done=frozenset(values.get("chunks_done", set())),
     )
 
 
@@ -242,10 +244,17 @@ class JobStore:
         )
         return response is not None
 
-    def queue(self, owner: str, job_id: str, endpoint_name: str, size_bytes: int) -> bool:
-        """AWAITING_UPLOAD -> QUEUED, naming the endpoint the job will use (the one serving now)."""
-        sets = {"endpoint_name": _s(endpoint_name), "size_bytes": _n(size_bytes)}
+    def queue(self, owner: str, job_id: str, endpoint_name: str, size_bytes: int, expires_at: int) -> bool:
+        """AWAITING_UPLOAD -> QUEUED, naming the endpoint the job will use (the one serving now); the record
+        now expires ``expires_at`` (its retention counts from the start)."""
+        sets = {"endpoint_name": _s(endpoint_name), "size_bytes": _n(size_bytes), "expires_at": _n(expires_at)}
         return self._transition(owner, job_id, (AWAITING_UPLOAD,), QUEUED, sets)
+
+    def refuse_input(self, owner: str, job_id: str, code: str, message: str) -> bool:
+        """AWAITING_UPLOAD -> FAILED: the start refused the uploaded file (never a job that is already queued
+        or running: a concurrent start may have queued it meanwhile)."""
+        error = {"M": {"code": _s(code), "message": _s(message)}}
+        return self._transition(owner, job_id, (AWAITING_UPLOAD,), FAILED, {"error": error})
 
     def run(self, owner: str, job_id: str, rows_total: int) -> bool:
         """QUEUED -> RUNNING with the number of rows (a repeated prepare finds it RUNNING: no change)."""

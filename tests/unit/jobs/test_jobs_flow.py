@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
+
+import pytest
 
 from tests.unit.jobs.conftest import JobsWorld
 
@@ -145,3 +148,46 @@ def test_a_chunk_scored_twice_is_counted_once_and_not_sent_again(jobs_world: Job
     # a failure reported after success does not undo it
     handler({"step": "fail", **payload, "error": {"Error": "X"}}, FakeContext())
     assert jobs_world.request("GET", f"/jobs/{job['job_id']}")[1]["status"] == "SUCCEEDED"
+
+
+def test_a_text_or_id_with_a_unicode_line_separator_stays_one_row(jobs_world: JobsWorld) -> None:
+    _, job, _ = jobs_world.request("POST", "/jobs", {"input_format": "csv", "id_field": "id"})
+    jobs_world.upload(job, "id,text\nx\u0085y,good\u2028day\nz,bad\u2029day\n".encode())
+    jobs_world.request("POST", f"/jobs/{job['job_id']}/start")
+    assert jobs_world.run(job["job_id"])["status"] == "SUCCEEDED"
+    result = list(csv.reader(io.StringIO(jobs_world.result(job).decode(), newline="")))
+    assert [(r[0], r[1], r[2]) for r in result[1:]] == [("1", "x\u0085y", "positive"), ("2", "z", "negative")]
+
+
+def test_bad_field_names_are_400_and_a_whole_float_size_is_an_integer(jobs_world: JobsWorld) -> None:
+    status, body, _ = jobs_world.request("POST", "/jobs", '{"input_format": "csv", "text_field": "\\ud800"}')
+    assert status == 400 and body["error"]["code"] == "INVALID_ENCODING", body
+    status, body, _ = jobs_world.request("POST", "/jobs", '{"input_format": "csv", "size_bytes": 1e2}')
+    assert status == 201 and "Content-Length" in body["upload"]["headers"], body
+    assert body["upload"]["headers"]["Content-Length"] == "100"
+
+
+def test_a_file_replaced_after_the_start_is_still_held_to_the_size_limit(
+    jobs_world: JobsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, job, _ = jobs_world.request("POST", "/jobs", {"input_format": "csv"})
+    jobs_world.upload(job, b"text\ngood\n")
+    jobs_world.request("POST", f"/jobs/{job['job_id']}/start")
+    settings = jobs_world.worker_module.worker.settings
+    monkeypatch.setattr(jobs_world.worker_module.worker, "settings", replace(settings, max_input_bytes=1024))
+    jobs_world.upload(job, b"text\n" + b"good\n" * 1000)  # the upload URL is still valid
+    assert jobs_world.run(job["job_id"])["status"] == "FAILED"
+    assert jobs_world.request("GET", f"/jobs/{job['job_id']}")[1]["error"]["code"] == "INPUT_TOO_LARGE"
+
+
+def test_the_start_refuses_a_file_over_the_limit_and_deletes_it(
+    jobs_world: JobsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, job, _ = jobs_world.request("POST", "/jobs", {"input_format": "csv"})
+    jobs_world.upload(job, b"text\n" + b"good\n" * 1000)
+    settings = jobs_world.api.jobs._settings
+    monkeypatch.setattr(jobs_world.api.jobs, "_settings", replace(settings, max_input_bytes=1024))
+    status, body, _ = jobs_world.request("POST", f"/jobs/{job['job_id']}/start")
+    assert status == 413 and body["error"]["code"] == "INPUT_TOO_LARGE"
+    assert jobs_world.request("GET", f"/jobs/{job['job_id']}")[1]["status"] == "FAILED"
+    assert jobs_world.executions == []
