@@ -200,7 +200,8 @@ class Worker:
         with self.bucket.writer(target, results.CONTENT_TYPES[job.input_format]) as out:
             for piece in results.result_lines(job.input_format, job.id_field is not None, chunks()):
                 out.write(piece)
-        model_version = ",".join(sorted(versions)) or None
+        # one version normally (the job is pinned to one endpoint); the schema holds 1,024 characters of a mix
+        model_version = ",".join(sorted(versions))[:1024] or None
         if not self.store.succeed(job.owner, job.job_id, counts, model_version):
             if self._job(event).status == SUCCEEDED:  # a second finish (a retried invocation) was first: done
                 return {"status": SUCCEEDED, "counts": dict(counts)}
