@@ -37,8 +37,7 @@ from .idp import AUDIENCE, DEFAULT_KEYS_DIR, DEFAULT_SUB, DEFAULT_TTL_S, ISSUER,
 from .instances import FunctionPool, InstanceSpec
 from .jobs_engine import JobsDefinition, JobsEngine
 from .processes import Child, ChildFailed, start_child, stop_children
-from .s3 import s3_client
-from .servers import SIDE_HOST, make_wsgi_server, start_serving, stop_on_signals, stop_serving, url_of
+from .servers import SIDE_HOST, local_client, make_wsgi_server, start_serving, stop_on_signals, stop_serving, url_of
 
 DEFAULT_CONCURRENCY = 8
 SHIPPED_MODEL_DIR = REPO_ROOT / "model" / "artefacts" / "minilm-sentiment"
@@ -179,7 +178,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         create_rate_limit_table(dynamodb.url)
         create_jobs_table(dynamodb.url)
-        s3_client(s3.url).create_bucket(Bucket=JOBS_BUCKET)  # type: ignore[attr-defined]
+        local_client("s3", s3.url).create_bucket(Bucket=JOBS_BUCKET)
         sfn_url = url_of(engine_server)
         environment = lambda_environment(model.url, dynamodb.url, s3.url, sfn_url) | dict(args.function_env)
         engine_app.app, worker_pool = jobs_engine(environment, args.concurrency)

@@ -7,14 +7,11 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
-
-import boto3
+from typing import TYPE_CHECKING
 
 from . import template
 from .api import JOBS_TABLE, RATE_LIMIT_TABLE
-from .lambda_context import REGION
-from .servers import SIDE_HOST, WsgiServer, make_wsgi_server, serve_side_server
+from .servers import SIDE_HOST, WsgiServer, local_client, make_wsgi_server, serve_side_server
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -78,22 +75,12 @@ def forget_tracked_instances() -> None:
 
 def create_rate_limit_table(dynamodb_url: str) -> None:
     """The rate-limit table as template.yaml defines it (RateLimitTable: keys, TTL)."""
-    template.table("RateLimitTable").create(_client(dynamodb_url), RATE_LIMIT_TABLE)
+    template.table("RateLimitTable").create(local_client("dynamodb", dynamodb_url), RATE_LIMIT_TABLE)
 
 
 def create_jobs_table(dynamodb_url: str) -> None:
     """The bulk jobs' table as template.yaml defines it (JobsTable: keys, TTL)."""
-    template.table("JobsTable").create(_client(dynamodb_url), JOBS_TABLE)
-
-
-def _client(dynamodb_url: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=dynamodb_url,
-        region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - moto's dummy credentials
-    )
+    template.table("JobsTable").create(local_client("dynamodb", dynamodb_url), JOBS_TABLE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from . import REPO_ROOT
 from .instances import FunctionError
 from .lambda_context import ACCOUNT_ID, REGION, new_context
+from .runtime import Handler
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -145,16 +146,13 @@ class Execution:
     status: str = "RUNNING"  # RUNNING, SUCCEEDED, FAILED
 
 
-Invoke = Callable[[dict[str, Any], Any], Any]
-
-
 class JobsEngine:
     """StartExecution over HTTP (``__call__`` is the WSGI app) and the executions, each in its own thread."""
 
     def __init__(
         self,
         definition: JobsDefinition,
-        invoke: Invoke,
+        invoke: Handler,
         function_name: str,
         timeout_s: float,
         state_machine_arn: str,

@@ -20,19 +20,18 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode
 
-import boto3
 from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from .lambda_context import REGION
-from .servers import SIDE_HOST, WsgiServer, make_wsgi_server, serve_side_server
+from .servers import LOCAL_KEY, SIDE_HOST, WsgiServer, make_wsgi_server, serve_side_server
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 #: The dummy credentials every local client signs with (lambda_environment gives them to the functions).
-CREDENTIALS = Credentials("local", "local")
+CREDENTIALS = Credentials(LOCAL_KEY, LOCAL_KEY)
 
 
 def start_s3(port: int = 0, clock: Callable[[], float] = time.time) -> WsgiServer:
@@ -97,16 +96,6 @@ def _header(environ: WSGIEnvironment, name: str) -> str | None:
         return environ.get("CONTENT_TYPE") or None
     value = environ.get("HTTP_" + name.upper().replace("-", "_"))
     return str(value) if value is not None else None
-
-
-def s3_client(url: str) -> object:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from waitress.server import create_server
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 SIDE_HOST = "127.0.0.1"  # the model server and DynamoDB serve only the local functions
+#: The dummy access key and secret of every local AWS stand-in (moto accepts any; the local S3 checks
+#: presigned URLs against them).
+LOCAL_KEY = "local"
 # waitress warns when requests wait for a free thread: under a load test that is the point, not a fault.
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
@@ -70,6 +73,18 @@ class WsgiServer:
 
     def server_close(self) -> None:
         pass  # shutdown() closed it
+
+
+def local_client(service: str, url: str, config: Any = None) -> Any:
+    """A boto3 client of one local stand-in (DynamoDB, S3) at ``url``, with the dummy credentials."""
+    import boto3
+
+    from .lambda_context import REGION
+
+    return boto3.client(
+        service, endpoint_url=url, region_name=REGION, aws_access_key_id=LOCAL_KEY, aws_secret_access_key=LOCAL_KEY,
+        config=config,
+    )  # fmt: skip
 
 
 def make_wsgi_server(host: str, port: int, app: WSGIApplication, threads: int = 8, name: str = "local") -> WsgiServer:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import boto3
 import pytest
 import requests
 from botocore.config import Config
 from local_stack.s3 import start_s3
-from local_stack.servers import start_serving, stop_serving, url_of
+from local_stack.servers import local_client, start_serving, stop_serving, url_of
 
 
 @pytest.fixture
@@ -19,14 +18,7 @@ def s3() -> Iterator[tuple[object, list[float]]]:
     now = [time.time()]
     server = start_s3(clock=lambda: now[0])
     threads = start_serving([server])
-    client = boto3.client(
-        "s3",
-        endpoint_url=url_of(server),
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(signature_version="s3v4"),
-    )
+    client = local_client("s3", url_of(server), Config(signature_version="s3v4"))
     if "jobs" not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
         client.create_bucket(Bucket="jobs")
     yield client, now

@@ -5,23 +5,17 @@ permissions (and what a holder of it could do), the failed-jobs alarm and the da
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-from tests.template.cfn_helpers import as_list, of_type
+from tests.template.cfn_helpers import as_list, of_type, policy_statements
 
 JOB_OBJECT = "${JobsBucket.Arn}/jobs/"
-
-
-def statements(resources: dict[str, Any], role: str) -> Iterator[dict[str, Any]]:
-    for policy in resources[role]["Properties"].get("Policies", []):
-        yield from policy["PolicyDocument"]["Statement"]
 
 
 def allowed(resources: dict[str, Any], role: str) -> dict[str, list[Any]]:
     """action -> the resources it is allowed on, for one role's inline policies."""
     found: dict[str, list[Any]] = {}
-    for statement in statements(resources, role):
+    for statement in policy_statements(resources[role]):
         assert statement["Effect"] == "Allow", statement
         for action in as_list(statement["Action"]):
             found.setdefault(action, []).extend(as_list(statement["Resource"]))
@@ -110,7 +104,9 @@ def test_the_worker_role_touches_job_objects_records_and_this_stacks_endpoints_o
     }
     for action in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"):
         assert {sub(r) for r in actions[action]} == {JOB_OBJECT + "*"}
-    (invoke,) = [s for s in statements(resources, "JobWorkerFunctionRole") if s["Action"] == "sagemaker:InvokeEndpoint"]
+    (invoke,) = [
+        s for s in policy_statements(resources["JobWorkerFunctionRole"]) if s["Action"] == "sagemaker:InvokeEndpoint"
+    ]
     assert invoke["Condition"] == {"StringEquals": {"aws:ResourceTag/sentiment-api:stack": {"Ref": "AWS::StackName"}}}
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sentiment_core.contract import LABELS
+from sentiment_jobs.store import COUNT_NAMES
 
 from .rows import Row
 
@@ -64,7 +65,7 @@ def decode_scored(body: bytes) -> list[Scored]:
 
 
 def count(rows: Iterable[Scored]) -> dict[str, int]:
-    counts = dict.fromkeys(("positive", "neutral", "negative", "errors"), 0)
+    counts = dict.fromkeys(COUNT_NAMES, 0)
     for row in rows:
         counts["errors" if row.error else str(row.sentiment)] += 1
     return counts

@@ -26,6 +26,7 @@ from sentiment_api.errors import InputTooLarge, JobNotFound, JobsUnavailable, Up
 from sentiment_api.schemas import compile_schema, validate_input, validate_output
 from sentiment_jobs.store import (
     AWAITING_UPLOAD,
+    COUNT_NAMES,
     FAILED,
     QUEUED,
     SUCCEEDED,
@@ -100,7 +101,9 @@ class Jobs:
 
     # ---- GET /jobs/{job_id} -------------------------------------------------------------------------------------
     def get(self, owner: str, job_id: str) -> dict[str, Any]:
-        job = self._job(owner, job_id)
+        return self._view(self._job(owner, job_id))
+
+    def _view(self, job: Job) -> dict[str, Any]:
         view = job_view(job)
         if job.status == SUCCEEDED:
             view["result"] = self._result(job)
@@ -133,8 +136,8 @@ class Jobs:
             job = self._queue(job)
         if job.status == QUEUED:
             self._start_execution(job)
-            return 202, self.get(owner, job_id)
-        return 200, self.get(owner, job_id)
+            return 202, self._view(job)
+        return 200, self._view(job)
 
     def _queue(self, job: Job) -> Job:
         size = _guarded(self._object_size, job.input_key)
@@ -196,7 +199,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "created_at": iso(job.created_at),
         "expires_at": iso(job.expires_at),
         "progress": {"rows_done": job.rows_done, "rows_total": job.rows_total},
-        "counts": dict(job.counts) or {"positive": 0, "neutral": 0, "negative": 0, "errors": 0},
+        "counts": {name: job.counts.get(name, 0) for name in COUNT_NAMES},
     }
     if job.id_field is not None:
         view["id_field"] = job.id_field

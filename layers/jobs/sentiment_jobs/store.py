@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from sentiment_api import aws
 
 AWAITING_UPLOAD, QUEUED, RUNNING, SUCCEEDED, FAILED = "AWAITING_UPLOAD", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED"
@@ -117,6 +117,10 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(int(value))}
 
 
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"M": {"code": _s(code), "message": _s(message)}}
+
+
 def _value(attribute: Mapping[str, Any]) -> Any:
     ((kind, value),) = attribute.items()
     if kind == "S":
@@ -189,10 +193,8 @@ class JobStore:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise JobStoreUnavailable(aws.error_code(exc) or "ClientError") from exc
-        except Exception as exc:  # timeouts, connection failures: botocore's transport errors
-            if type(exc).__module__.startswith("botocore"):
-                raise JobStoreUnavailable(type(exc).__name__) from exc
-            raise
+        except BotoCoreError as exc:  # timeouts, connection failures
+            raise JobStoreUnavailable(type(exc).__name__) from exc
         return response
 
     def now(self) -> int:
@@ -253,8 +255,7 @@ class JobStore:
     def refuse_input(self, owner: str, job_id: str, code: str, message: str) -> bool:
         """AWAITING_UPLOAD -> FAILED: the start refused the uploaded file (never a job that is already queued
         or running: a concurrent start may have queued it meanwhile)."""
-        error = {"M": {"code": _s(code), "message": _s(message)}}
-        return self._transition(owner, job_id, (AWAITING_UPLOAD,), FAILED, {"error": error})
+        return self._transition(owner, job_id, (AWAITING_UPLOAD,), FAILED, {"error": _error(code, message)})
 
     def run(self, owner: str, job_id: str, rows_total: int) -> bool:
         """QUEUED -> RUNNING with the number of rows (a repeated prepare finds it RUNNING: no change)."""
@@ -296,5 +297,6 @@ class JobStore:
     def fail(self, owner: str, job_id: str, code: str, message: str) -> bool:
         """Any status but SUCCEEDED -> FAILED (a failure never overwrites a success; FAILED stays FAILED with
         its first error)."""
-        error = {"M": {"code": _s(code), "message": _s(message)}}
-        return self._transition(owner, job_id, (AWAITING_UPLOAD, QUEUED, RUNNING), FAILED, {"error": error})
+        return self._transition(
+            owner, job_id, (AWAITING_UPLOAD, QUEUED, RUNNING), FAILED, {"error": _error(code, message)}
+        )
