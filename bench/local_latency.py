@@ -3,7 +3,9 @@
 boto3 -> local model server -> model). Prints p50/p95/p99 and the status mix.
 
 Each batch of 150 requests uses a new user (sub), so the per-user limit (100/min, burst 200) does not
-turn the benchmark into a 429 benchmark. Run: make bench (or .venv/bin/python bench/local_latency.py)."""
+turn the benchmark into a 429 benchmark. The answer cache is off (``NO_ANSWER_CACHE``): the six texts repeat, and
+with it on every request after the first six would be answered without a model call, which measures the cache,
+not the path (bench/batch.py measures the cache). Run: make bench (or .venv/bin/python bench/local_latency.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 #: The artefact `make run` serves; the stack benchmarks default to it.
 SHIPPED_MODEL_DIR = ROOT / "model" / "artefacts" / "minilm-sentiment"
+#: ``start_stack`` arguments that turn the predict function's answer cache off, so that every request of a
+#: path benchmark reaches the model server.
+NO_ANSWER_CACHE = ("--function-env", "PREDICTION_CACHE=off")
 TEXTS = [
     "I absolutely love this product, the support team was wonderful!",
     "Terrible experience. The app crashes constantly and nobody answers my emails.",
@@ -80,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp) / "keys"
-        process, api, _ = start_stack(args.model_dir, keys, Path(tmp) / "stack.log")
+        process, api, _ = start_stack(args.model_dir, keys, Path(tmp) / "stack.log", NO_ANSWER_CACHE)
         try:
             session = requests.Session()
             statuses: collections.Counter[int] = collections.Counter()

@@ -5,7 +5,9 @@ instances, DynamoDB stand-in, model server) for a fixed time, on loopback only, 
     requests, so the per-user limit (burst 200, 100/min) is never reached;
   - the resident memory (RSS) of every process of the stack is sampled every few seconds; after the
     warm-up, each process's RSS must stay within 10 % of its value at the end of the warm-up (a leak in
-    the handler, the limiter's memory, the model server or moto shows as growth).
+    the handler, the limiter's memory, the model server or moto shows as growth);
+  - every text is new (a counter is appended), so every request reaches the model server and the predict
+    function's answer cache fills up to its bounds (a cache that does not evict shows as growth).
 
 Run: make soak (10 minutes), or .venv/bin/python bench/soak.py --seconds 120. Exit code 1 when a target
 is missed."""
@@ -103,7 +105,7 @@ def main() -> int:
                     try:
                         status = session.post(
                             f"{api}/predict",
-                            json={"text": TEXTS[(c + i) % len(TEXTS)]},
+                            json={"text": f"{TEXTS[(c + i) % len(TEXTS)]} (#{c}-{i})"},
                             headers={"authorization": f"Bearer {token}"},
                             timeout=10,
                         ).status_code
