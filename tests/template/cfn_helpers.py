@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -155,3 +156,22 @@ def referenced_ids(node: Any) -> set[str]:
         for item in node:
             found |= referenced_ids(item)
     return found
+
+
+def samconfig_overrides() -> dict[str, dict[str, str]]:
+    """Each samconfig.toml environment's deploy parameter overrides, as name -> value, read by the function
+    deploy/deploy.sh uses (deploy/parameters.py, loaded from its file: deploy/ is not a package)."""
+    import importlib.util
+    import tomllib
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "parameters.py"
+    spec = importlib.util.spec_from_file_location("deploy_parameters", path)
+    assert spec is not None and spec.loader is not None
+    parameters = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(parameters)
+    environments = tomllib.loads(parameters.SAMCONFIG.read_text("utf-8"))
+    return {
+        env: dict(pair.split("=", 1) for pair in parameters.samconfig_overrides(env))
+        for env, section in environments.items()
+        if isinstance(section, dict)
+    }

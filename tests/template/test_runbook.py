@@ -19,6 +19,7 @@ from botocore import xform_name
 
 from tests.template.cfn_helpers import resolve_sub
 from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT
+from tools.transform_template import load_template
 
 DOCS = [REPO_ROOT / "runbook.md", REPO_ROOT / "deploy" / "README.md"]
 STACK = "$STACK"
@@ -142,8 +143,10 @@ def test_every_output_read_exists(path: Path, text: str, cfn: dict[str, Any]) ->
         read |= set(re.findall(r"`(\w+)`", group))
     read |= set(re.findall(r"<([A-Z]\w+)>", text))  # <PredictFunctionName> placeholders
     assert read
+    # the docs also read the outputs of the edge stack (deploy/edge-waf.yaml, us-east-1)
+    outputs = {**cfn["Outputs"], **load_template(REPO_ROOT / "deploy" / "edge-waf.yaml")["Outputs"]}
     for key in sorted(read):
-        assert key in cfn["Outputs"], f"{path.name}: output {key} does not exist"
+        assert key in outputs, f"{path.name}: output {key} does not exist"
 
 
 def _metric_names(cfn: dict[str, Any]) -> set[str]:
@@ -190,12 +193,14 @@ def _state_machine_names() -> set[str]:
     return names
 
 
-def _oidc_template_names() -> set[str]:
-    """deploy/github-oidc.yaml (the CI/CD roles), which deploy/README.md documents too."""
-    from tools.transform_template import load_template
-
-    oidc = load_template(REPO_ROOT / "deploy" / "github-oidc.yaml")
-    return set(oidc["Resources"]) | set(oidc["Outputs"]) | set(oidc["Parameters"])
+def _side_template_names() -> set[str]:
+    """deploy/github-oidc.yaml (the CI/CD roles) and deploy/edge-waf.yaml (the edge's web ACL), which the docs
+    describe too."""
+    names: set[str] = set()
+    for name in ("github-oidc.yaml", "edge-waf.yaml"):
+        side = load_template(REPO_ROOT / "deploy" / name)
+        names |= set(side["Resources"]) | set(side["Outputs"]) | set(side["Parameters"])
+    return names
 
 
 @pytest.mark.parametrize(("path", "text"), list(_docs()), ids=[p.name for p in DOCS])
@@ -210,7 +215,7 @@ def test_every_camel_case_identifier_is_known(
         | _metric_names(cfn)
         | _state_machine_names()
         | VOCABULARY
-        | _oidc_template_names()
+        | _side_template_names()
     )
     for token in sorted(set(re.findall(r"`([A-Z][a-z0-9]+(?:[A-Z0-9][A-Za-z0-9]*)+)`", text))):
         assert token in known, f"{path.name}: `{token}` is neither a template name, a metric nor known vocabulary"

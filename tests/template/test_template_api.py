@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.template.cfn_helpers import only
-from tests.template.conftest import REPO_ROOT
+from tests.template.cfn_helpers import only, samconfig_overrides
 
 # $context variables that HTTP API access logs support (API Gateway developer guide, "Customize HTTP API
 # access logs"). Request headers are not among them, so x-correlation-id cannot be logged by the stage.
@@ -182,19 +181,14 @@ def test_the_per_user_limit_binds_long_before_the_shared_stage_throttle(cfn: dic
     """The stage throttle is counted before the function's per-user limit and shared by every caller: one
     caller at its own limit must use a negligible share of it, and the stage's burst must hold several
     callers' whole bursts at once (docs/security.md, the arithmetic)."""
-    import tomllib
-
     params = cfn["Parameters"]
     per_user_rps = params["RateLimitPerMinute"]["Default"] / 60
     per_user_burst = params["RateLimitBurst"]["Default"]
-    configs = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text("utf-8"))
     stages = [(params["ApiThrottlingRateLimit"]["Default"], params["ApiThrottlingBurstLimit"]["Default"])]
-    for env in (value for value in configs.values() if isinstance(value, dict)):
-        overrides = dict(
-            o.split("=", 1) for o in env.get("global", {}).get("parameters", {}).get("parameter_overrides", [])
-        )
+    for overrides in samconfig_overrides().values():
         if "ApiThrottlingRateLimit" in overrides:
             stages.append((float(overrides["ApiThrottlingRateLimit"]), float(overrides["ApiThrottlingBurstLimit"])))
+    assert len(stages) >= 3, "samconfig.toml's environments set their own stage throttle"
     for rate, burst in stages:
         assert per_user_rps / rate <= 0.01, (rate, "one caller at its limit takes over 1 % of the stage")
         assert burst >= 2 * per_user_burst, (burst, "two callers' bursts at once must fit")

@@ -141,6 +141,8 @@ NO_DATA_AT_REST = {
     "AWS::Cognito::UserPoolResourceServer",
     "AWS::SSM::Parameter",
     "AWS::CloudFormation::WaitConditionHandle",
+    # the optional edge caches nothing (managed policy CachingDisabled: tests/template/test_template_edge.py)
+    "AWS::CloudFront::Distribution",
 }
 
 

@@ -1,0 +1,245 @@
+"""The optional edge rate limit (issue 11): CloudFront in front of the HTTP API with the web ACL of
+deploy/edge-waf.yaml, so that one token is refused before it can use up the stage throttle that every caller
+shares.
+
+* template.yaml without EdgeWebAclArn deploys no edge; with one it deploys a distribution that caches nothing,
+  forwards every viewer header (Authorization included) to the API over TLS 1.2 and carries that web ACL;
+* deploy/edge-waf.yaml: a per-token rule (aggregated on the Authorization header) and a per-IP rule, both
+  answering 429 in the API's error shape with Retry-After, limits sized against the per-user limit and the
+  stage throttle of every samconfig environment; the log keeps refusals only, with the token redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from tests.template.cfn_helpers import as_list, deployed, of_type, samconfig_overrides
+from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT, TEMPLATE_PATH, TEST_PARAMETERS
+from tests.template.test_openapi import load_openapi
+from tests.template.test_template_lint import _findings, _ignores_of_generated_resources
+from tools.transform_template import load_template, parameter_values, transform
+
+EDGE_TEMPLATE = REPO_ROOT / "deploy" / "edge-waf.yaml"
+WEB_ACL_ARN = (
+    "arn:aws:wafv2:us-east-1:123456789012:global/webacl/sentiment-api-prod-edge/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+)
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+WINDOW_S = 60
+
+
+@pytest.fixture(scope="module")
+def with_edge() -> dict[str, Any]:
+    return transform(TEMPLATE_PATH, parameter_overrides={**TEST_PARAMETERS, "EdgeWebAclArn": WEB_ACL_ARN})
+
+
+def _deployed(cfn: Mapping[str, Any], arn: str) -> dict[str, Any]:
+    values = {**parameter_values(load_template(TEMPLATE_PATH), {**TEST_PARAMETERS, "EdgeWebAclArn": arn})}
+    return deployed(cfn, {**values, **PSEUDO_PARAMETERS})
+
+
+@pytest.fixture(scope="module")
+def edge() -> dict[str, Any]:
+    return load_template(EDGE_TEMPLATE)
+
+
+def _rules(edge: Mapping[str, Any], ip_limit: str = "3000") -> dict[str, dict[str, Any]]:
+    values = {**parameter_values(edge, {"Stage": "prod", "IpLimitPerMinute": ip_limit}), **PSEUDO_PARAMETERS}
+    acl = deployed(edge, values)["Resources"]["EdgeWebAcl"]["Properties"]
+    return {rule["Name"]: rule for rule in acl["Rules"]}
+
+
+# ---- template.yaml ----------------------------------------------------------------------------------------
+def test_no_edge_by_default(cfn: dict[str, Any]) -> None:
+    assert load_template(TEMPLATE_PATH)["Parameters"]["EdgeWebAclArn"]["Default"] == ""
+    plain = _deployed(cfn, "")
+    assert not of_type(plain["Resources"], "AWS::CloudFront::Distribution")
+    assert "EdgeUrl" not in plain["Outputs"]
+
+
+def test_the_edge_fronts_the_api_and_caches_nothing(with_edge: dict[str, Any]) -> None:
+    shipped = _deployed(with_edge, WEB_ACL_ARN)
+    ((_, distribution),) = of_type(shipped["Resources"], "AWS::CloudFront::Distribution").items()
+    config = distribution["Properties"]["DistributionConfig"]
+    assert config["Enabled"] is True
+    assert config["WebACLId"] == {"Ref": "EdgeWebAclArn"}
+    ((origin),) = config["Origins"]
+    assert origin["DomainName"] == {"Fn::Sub": "${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert "OriginPath" not in origin  # the $default stage: no stage prefix
+    custom = origin["CustomOriginConfig"]
+    assert custom["OriginProtocolPolicy"] == "https-only" and custom["OriginSSLProtocols"] == ["TLSv1.2"]
+    # above the slowest function's timeout (jobs, 20 s): the edge never cuts an answer the API would give
+    sam = load_template(TEMPLATE_PATH)
+    behind_the_api = [
+        resource["Properties"].get("Timeout", sam["Globals"]["Function"]["Timeout"])
+        for resource in sam["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and any(e["Type"] == "HttpApi" for e in resource["Properties"].get("Events", {}).values())
+    ]
+    assert len(behind_the_api) >= 3 and custom["OriginReadTimeout"] > max(behind_the_api)
+    assert custom["OriginReadTimeout"] <= 30  # API Gateway's own integration limit
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["TargetOriginId"] == origin["Id"]
+    assert behaviour["ViewerProtocolPolicy"] == "https-only"
+    assert behaviour["CachePolicyId"] == CACHING_DISABLED
+    # with caching disabled, this managed policy forwards Authorization (and every other viewer header but
+    # Host, which CloudFront sets to the origin's name for API Gateway)
+    assert behaviour["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
+    assert {"GET", "POST", "PUT", "OPTIONS"} <= set(behaviour["AllowedMethods"])
+    assert "CacheBehaviors" not in config  # one behaviour: no path escapes the web ACL or the policies
+    assert shipped["Outputs"]["EdgeUrl"]["Value"] == {"Fn::Sub": "https://${EdgeDistribution.DomainName}"}
+
+
+def test_the_template_with_an_edge_lints_clean(sam_template: dict[str, Any], with_edge: dict[str, Any]) -> None:
+    assert _findings(json.dumps(with_edge), _ignores_of_generated_resources(sam_template, with_edge)) == []
+
+
+@pytest.mark.parametrize(
+    ("arn", "accepted"),
+    [
+        ("", True),
+        (WEB_ACL_ARN, True),
+        ("arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/acl/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", False),
+        ("arn:aws:wafv2:eu-west-1:123456789012:global/webacl/acl/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", False),
+        ("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", False),  # a WAF Classic id: CloudFront takes it, we do not
+        (WEB_ACL_ARN + "\nx", False),
+    ],
+)
+def test_only_a_cloudfront_web_acl_is_accepted(arn: str, accepted: bool) -> None:
+    pattern = load_template(TEMPLATE_PATH)["Parameters"]["EdgeWebAclArn"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, arn) is not None) is accepted
+
+
+# ---- deploy/edge-waf.yaml ---------------------------------------------------------------------------------
+def _stage_rates() -> list[int]:
+    """The stage throttle (req/s) of the template's default and of every samconfig environment."""
+    rates = [int(load_template(TEMPLATE_PATH)["Parameters"]["ApiThrottlingRateLimit"]["Default"])]
+    rates += [int(o["ApiThrottlingRateLimit"]) for o in samconfig_overrides().values() if "ApiThrottlingRateLimit" in o]
+    assert len(rates) >= 3
+    return rates
+
+
+def test_the_edge_template_lints_clean() -> None:
+    assert _findings(EDGE_TEMPLATE.read_text("utf-8"), []) == []
+
+
+def test_the_web_acl_is_for_cloudfront_and_lives_in_us_east_1(edge: dict[str, Any]) -> None:
+    acl = edge["Resources"]["EdgeWebAcl"]["Properties"]
+    assert acl["Scope"] == "CLOUDFRONT"
+    assert acl["DefaultAction"] == {"Allow": {}}
+    ((rule),) = edge["Rules"].values()
+    assert rule["Assertions"] == [
+        {
+            "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]},
+            "AssertDescription": rule["Assertions"][0]["AssertDescription"],
+        }
+    ]
+
+
+def test_the_per_token_rule_is_keyed_on_the_authorization_header(edge: dict[str, Any]) -> None:
+    statement = _rules(edge)["per-token"]["Statement"]["RateBasedStatement"]
+    assert statement["AggregateKeyType"] == "CUSTOM_KEYS"
+    # the whole header value, untransformed: two tokens are two callers, one token one caller
+    assert statement["CustomKeys"] == [
+        {"Header": {"Name": "authorization", "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}}
+    ]
+    assert statement["EvaluationWindowSec"] == WINDOW_S
+    assert statement["Limit"] == {"Ref": "TokenLimitPerMinute"}
+    assert "ScopeDownStatement" not in statement  # every request with a token counts
+
+
+def test_the_per_ip_rule_counts_everything_and_can_be_turned_off(edge: dict[str, Any]) -> None:
+    statement = _rules(edge)["per-ip"]["Statement"]["RateBasedStatement"]
+    assert statement["AggregateKeyType"] == "IP" and statement["EvaluationWindowSec"] == WINDOW_S
+    assert statement["Limit"] == {"Ref": "IpLimitPerMinute"}
+    assert set(_rules(edge, ip_limit="0")) == {"per-token"}
+    assert int(edge["Parameters"]["IpLimitPerMinute"]["MinValue"]) == 0
+
+
+def test_the_limits_never_refuse_a_caller_the_function_serves_and_stop_one_token_early(edge: dict[str, Any]) -> None:
+    """The arithmetic of docs/security.md, for the defaults and every samconfig environment's stage rate."""
+    main = load_template(TEMPLATE_PATH)["Parameters"]
+    per_minute, burst = int(main["RateLimitPerMinute"]["Default"]), int(main["RateLimitBurst"]["Default"])
+    token_limit = int(edge["Parameters"]["TokenLimitPerMinute"]["Default"])
+    ip_limit = int(edge["Parameters"]["IpLimitPerMinute"]["Default"])
+    # the most the per-user limiter (GCRA) serves in any 60 s: a full burst, then one minute of refill
+    most_served = burst + per_minute * WINDOW_S // 60
+    assert token_limit >= 2 * most_served
+    # the refusal lasts while the 60 s rate stays over the limit: a caller the function would serve has room
+    for stage_rate in _stage_rates():
+        stage_per_window = stage_rate * WINDOW_S
+        assert token_limit <= stage_per_window / 10, (
+            f"one token may use {token_limit / stage_per_window:.0%} of the stage"
+        )
+        assert ip_limit < stage_per_window / 2, f"one IP may use {ip_limit / stage_per_window:.0%} of the stage"
+    assert ip_limit >= token_limit  # an IP carries at least one caller's worth
+
+
+@pytest.mark.parametrize("rule", ["per-token", "per-ip"])
+def test_a_refusal_is_a_429_in_the_documented_shape_with_retry_after(edge: dict[str, Any], rule: str) -> None:
+    response = _rules(edge)[rule]["Action"]["Block"]["CustomResponse"]
+    assert response["ResponseCode"] == 429
+    assert response["ResponseHeaders"] == [{"Name": "retry-after", "Value": str(WINDOW_S)}]
+    body = edge["Resources"]["EdgeWebAcl"]["Properties"]["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+    assert body["ContentType"] == "APPLICATION_JSON"
+    document = load_openapi()
+    schema = document["components"]["schemas"]["EdgeErrorResponse"]
+    Draft202012Validator({"components": document["components"], **schema}).validate(json.loads(body["Content"]))
+    too_many = document["components"]["responses"]["TooManyRequests"]["content"]["application/json"]["schema"]
+    assert {"$ref": "#/components/schemas/EdgeErrorResponse"} in too_many["oneOf"]
+
+
+def test_the_log_keeps_refusals_only_and_never_the_token(edge: dict[str, Any]) -> None:
+    resources = edge["Resources"]
+    logging = resources["EdgeWafLogging"]["Properties"]
+    assert logging["ResourceArn"] == {"Fn::GetAtt": ["EdgeWebAcl", "Arn"]}
+    assert {"SingleHeader": {"Name": "authorization"}} in logging["RedactedFields"]
+    assert logging["LoggingFilter"] == {
+        "DefaultBehavior": "DROP",
+        "Filters": [
+            {"Behavior": "KEEP", "Requirement": "MEETS_ANY", "Conditions": [{"ActionCondition": {"Action": "BLOCK"}}]}
+        ],
+    }
+    # WAF delivers only to log groups named aws-waf-logs-*, given by an ARN without GetAtt's ":*"
+    name = resources["EdgeWafLogGroup"]["Properties"]["LogGroupName"]["Fn::Sub"]
+    assert name.startswith("aws-waf-logs-")
+    ((destination),) = logging["LogDestinationConfigs"]
+    assert destination["Fn::Sub"].endswith(":log-group:${EdgeWafLogGroup}")
+    assert "RetentionInDays" in resources["EdgeWafLogGroup"]["Properties"]
+
+
+def test_the_ci_role_may_touch_only_its_stacks_distribution_and_web_acl(sam_template: dict[str, Any]) -> None:
+    """CloudFront is global: the execution role's services statement (scoped to the stack's Region) cannot
+    cover it, so its own statements must be scoped by the stack's tag, which the distribution carries."""
+    ((_, distribution),) = of_type(sam_template["Resources"], "AWS::CloudFront::Distribution").items()
+    assert {"Key": "sentiment-api:stack", "Value": {"Ref": "AWS::StackName"}} in distribution["Properties"]["Tags"]
+    oidc = load_template(REPO_ROOT / "deploy" / "github-oidc.yaml")
+    policy = oidc["Resources"]["ExecutionPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    cloudfront = [s for s in policy if any(str(a).startswith("cloudfront:") for a in as_list(s["Action"]))]
+    assert {s["Sid"] for s in cloudfront} == {"TheOptionalEdgeCreate", "TheOptionalEdge"}
+    stack = {"Fn::Sub": "sentiment-api-${Environment}"}  # the stack of the role's environment (samconfig)
+    for statement in cloudfront:
+        assert statement["Resource"] == {
+            "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/*"
+        }
+        ((key, value),) = statement["Condition"]["StringEquals"].items()
+        assert value == stack
+        if "cloudfront:CreateDistribution" in statement["Action"]:
+            assert key == "aws:RequestTag/sentiment-api:stack"
+            assert set(statement["Action"]) == {"cloudfront:CreateDistribution", "cloudfront:TagResource"}
+        else:
+            assert key == "aws:ResourceTag/sentiment-api:stack"
+            assert not any("Create" in a or "Invalidation" in a or "Function" in a for a in statement["Action"])
+    (waf,) = [s for s in policy if any(str(a).startswith("wafv2:") for a in as_list(s["Action"]))]
+    assert waf["Action"] == "wafv2:GetWebACL"
+    assert waf["Resource"]["Fn::Sub"].endswith(":global/webacl/sentiment-api-${Environment}-edge/*")
+    # and the web ACL of deploy/edge-waf.yaml is named so
+    assert load_template(EDGE_TEMPLATE)["Resources"]["EdgeWebAcl"]["Properties"]["Name"] == {
+        "Fn::Sub": "sentiment-api-${Stage}-edge"
+    }
