@@ -198,3 +198,23 @@ def test_checkov_passes_the_role_template() -> None:
     report = json.loads(result.stdout)
     assert report["summary"]["failed"] == 0, report["results"]["failed_checks"]
     assert report["summary"]["passed"] > 0
+
+
+def test_staging_is_integration_tested_through_the_edge_when_it_has_one(workflow: dict[str, Any]) -> None:
+    """The integration suite calls what clients call: EdgeUrl on a stack with the edge (EdgeWebAclArn), so
+    that the CloudFront path (Authorization forwarded, nothing cached) is tested too; ApiBaseUrl otherwise."""
+    import jmespath
+
+    (step,) = [s for s in workflow["jobs"]["staging"]["steps"] if s.get("name") == "integration tests against staging"]
+    (query,) = re.findall(r'--query "([^"]+)"', step["run"])
+
+    def stack(*outputs: tuple[str, str]) -> dict[str, Any]:
+        return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs]}]}
+
+    api, edge = (
+        ("ApiBaseUrl", "https://abc.execute-api.us-east-1.amazonaws.com"),
+        ("EdgeUrl", "https://d1.cloudfront.net"),
+    )
+    assert jmespath.search(query, stack(api, edge)) == edge[1]
+    assert jmespath.search(query, stack(edge, api)) == edge[1]
+    assert jmespath.search(query, stack(api)) == api[1]

@@ -32,6 +32,9 @@ WEB_ACL_ARN = (
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 WINDOW_S = 60
+# the 4xx and 5xx codes CloudFront caches (CloudFront developer guide, "How CloudFront processes HTTP 4xx and
+# 5xx status codes from your origin")
+CLOUDFRONT_CACHED_ERROR_CODES = {400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504}
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +96,11 @@ def test_the_edge_fronts_the_api_and_caches_nothing(with_edge: dict[str, Any]) -
     assert behaviour["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
     assert {"GET", "POST", "PUT", "OPTIONS"} <= set(behaviour["AllowedMethods"])
     assert "CacheBehaviors" not in config  # one behaviour: no path escapes the web ACL or the policies
+    # no error answer is cached either (CloudFront keeps GET errors 10 s by default, keyed on the path)
+    errors = {e["ErrorCode"]: e for e in config["CustomErrorResponses"]}
+    assert set(errors) == CLOUDFRONT_CACHED_ERROR_CODES
+    assert all(e == {"ErrorCode": code, "ErrorCachingMinTTL": 0} for code, e in errors.items())
+    assert config["IPV6Enabled"] is False  # one IPv6 host holds a /64: the per-IP rule would count nothing
     assert shipped["Outputs"]["EdgeUrl"]["Value"] == {"Fn::Sub": "https://${EdgeDistribution.DomainName}"}
 
 
@@ -134,12 +142,48 @@ def test_the_web_acl_is_for_cloudfront_and_lives_in_us_east_1(edge: dict[str, An
     assert acl["Scope"] == "CLOUDFRONT"
     assert acl["DefaultAction"] == {"Allow": {}}
     ((rule),) = edge["Rules"].values()
-    assert rule["Assertions"] == [
-        {
-            "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]},
-            "AssertDescription": rule["Assertions"][0]["AssertDescription"],
-        }
-    ]
+    assert "RuleCondition" not in rule  # whatever the parameters
+    assert [a["Assert"] for a in rule["Assertions"]] == [{"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}]
+
+
+def test_the_rules_run_per_ip_then_format_then_per_token(edge: dict[str, Any]) -> None:
+    """Every request counts against its IP (garbage included); only a well-formed bearer token gets further,
+    so one token has one spelling and one count."""
+    rules = _rules(edge)
+    assert sorted(rules, key=lambda name: rules[name]["Priority"]) == ["per-ip", "bearer-format", "per-token"]
+    assert sorted(_rules(edge, ip_limit="0"), key=lambda n: rules[n]["Priority"]) == ["bearer-format", "per-token"]
+
+
+def _format_rule_passes(edge: Mapping[str, Any], header: str | None) -> bool:
+    """Whether the bearer-format rule lets a request with this Authorization header (None: none) through."""
+    statement = _rules(edge)["bearer-format"]["Statement"]["NotStatement"]["Statement"]["RegexMatchStatement"]
+    assert statement["FieldToMatch"] == {"SingleHeader": {"Name": "authorization"}}
+    assert statement["TextTransformations"] == [{"Priority": 0, "Type": "NONE"}]
+    # a missing header never matches a regex, so the NotStatement blocks it
+    return header is not None and re.search(statement["RegexString"], header) is not None
+
+
+def test_only_a_well_formed_bearer_token_passes_the_format_rule(edge: dict[str, Any], tmp_path: Any) -> None:
+    from local_stack.idp import load_or_create
+
+    token = load_or_create(tmp_path / "keys").mint(sub="alice")  # a real RS256 JWT, as the dev IdP mints
+    assert _format_rule_passes(edge, f"Bearer {token}")
+    for refused in [
+        token,  # API Gateway takes it without the scheme: a second count of the same token at the edge
+        f"bearer {token}",
+        f"BEARER {token}",
+        f"Bearer  {token}",
+        f"Bearer {token} ",
+        f"Bearer\t{token}",
+        f" Bearer {token}",  # (no line feed case: a header value cannot carry one, in HTTP/1.1 or HTTP/2)
+        "Bearer " + ".".join(token.split(".")[:2]),  # two parts
+        "Bearer " + ".".join(token.split(".")[:2]) + ".",  # no signature (alg none)
+        f"Basic {token}",
+        "Bearer ",
+        "",
+        None,
+    ]:
+        assert not _format_rule_passes(edge, refused), repr(refused)
 
 
 def test_the_per_token_rule_is_keyed_on_the_authorization_header(edge: dict[str, Any]) -> None:
@@ -158,7 +202,8 @@ def test_the_per_ip_rule_counts_everything_and_can_be_turned_off(edge: dict[str,
     statement = _rules(edge)["per-ip"]["Statement"]["RateBasedStatement"]
     assert statement["AggregateKeyType"] == "IP" and statement["EvaluationWindowSec"] == WINDOW_S
     assert statement["Limit"] == {"Ref": "IpLimitPerMinute"}
-    assert set(_rules(edge, ip_limit="0")) == {"per-token"}
+    assert "ScopeDownStatement" not in statement
+    assert "per-ip" not in _rules(edge, ip_limit="0")
     assert int(edge["Parameters"]["IpLimitPerMinute"]["MinValue"]) == 0
 
 
@@ -171,6 +216,8 @@ def test_the_limits_never_refuse_a_caller_the_function_serves_and_stop_one_token
     # the most the per-user limiter (GCRA) serves in any 60 s: a full burst, then one minute of refill
     most_served = burst + per_minute * WINDOW_S // 60
     assert token_limit >= 2 * most_served
+    # WAF counts refused requests too: no limit the parameter allows may refuse a caller the function serves
+    assert int(edge["Parameters"]["TokenLimitPerMinute"]["MinValue"]) >= most_served
     # the refusal lasts while the 60 s rate stays over the limit: a caller the function would serve has room
     for stage_rate in _stage_rates():
         stage_per_window = stage_rate * WINDOW_S
@@ -181,18 +228,29 @@ def test_the_limits_never_refuse_a_caller_the_function_serves_and_stop_one_token
     assert ip_limit >= token_limit  # an IP carries at least one caller's worth
 
 
-@pytest.mark.parametrize("rule", ["per-token", "per-ip"])
-def test_a_refusal_is_a_429_in_the_documented_shape_with_retry_after(edge: dict[str, Any], rule: str) -> None:
-    response = _rules(edge)[rule]["Action"]["Block"]["CustomResponse"]
-    assert response["ResponseCode"] == 429
-    assert response["ResponseHeaders"] == [{"Name": "retry-after", "Value": str(WINDOW_S)}]
-    body = edge["Resources"]["EdgeWebAcl"]["Properties"]["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+@pytest.mark.parametrize(
+    ("rule", "status", "header", "code", "response"),
+    [
+        ("per-token", 429, {"Name": "retry-after", "Value": str(WINDOW_S)}, "EDGE_RATE_LIMITED", "TooManyRequests"),
+        ("per-ip", 429, {"Name": "retry-after", "Value": str(WINDOW_S)}, "EDGE_RATE_LIMITED", "TooManyRequests"),
+        ("bearer-format", 401, {"Name": "www-authenticate", "Value": "Bearer"}, "EDGE_UNAUTHENTICATED", "Unauthorized"),
+    ],
+)
+def test_a_refusal_is_in_the_documented_shape(
+    edge: dict[str, Any], rule: str, status: int, header: dict[str, str], code: str, response: str
+) -> None:
+    answer = _rules(edge)[rule]["Action"]["Block"]["CustomResponse"]
+    assert answer["ResponseCode"] == status
+    assert answer["ResponseHeaders"] == [header]
+    body = edge["Resources"]["EdgeWebAcl"]["Properties"]["CustomResponseBodies"][answer["CustomResponseBodyKey"]]
     assert body["ContentType"] == "APPLICATION_JSON"
+    content = json.loads(body["Content"])
+    assert content["error"]["code"] == code
     document = load_openapi()
     schema = document["components"]["schemas"]["EdgeErrorResponse"]
-    Draft202012Validator({"components": document["components"], **schema}).validate(json.loads(body["Content"]))
-    too_many = document["components"]["responses"]["TooManyRequests"]["content"]["application/json"]["schema"]
-    assert {"$ref": "#/components/schemas/EdgeErrorResponse"} in too_many["oneOf"]
+    Draft202012Validator({"components": document["components"], **schema}).validate(content)
+    documented = document["components"]["responses"][response]["content"]["application/json"]["schema"]
+    assert {"$ref": "#/components/schemas/EdgeErrorResponse"} in documented["oneOf"]
 
 
 def test_the_log_keeps_refusals_only_and_never_the_token(edge: dict[str, Any]) -> None:
@@ -207,6 +265,14 @@ def test_the_log_keeps_refusals_only_and_never_the_token(edge: dict[str, Any]) -
         ],
     }
     # WAF delivers only to log groups named aws-waf-logs-*, given by an ARN without GetAtt's ":*"
+    # the token also rides in a rate-based refusal's details and in sampled requests: hashed at the web ACL
+    protections = resources["EdgeWebAcl"]["Properties"]["DataProtectionConfig"]["DataProtections"]
+    assert {
+        "Field": {"FieldType": "SINGLE_HEADER", "FieldKeys": ["authorization"]},
+        "Action": "HASH",
+        "ExcludeRateBasedDetails": False,
+        "ExcludeRuleMatchDetails": False,
+    } in protections
     name = resources["EdgeWafLogGroup"]["Properties"]["LogGroupName"]["Fn::Sub"]
     assert name.startswith("aws-waf-logs-")
     ((destination),) = logging["LogDestinationConfigs"]
@@ -214,27 +280,28 @@ def test_the_log_keeps_refusals_only_and_never_the_token(edge: dict[str, Any]) -
     assert "RetentionInDays" in resources["EdgeWafLogGroup"]["Properties"]
 
 
-def test_the_ci_role_may_touch_only_its_stacks_distribution_and_web_acl(sam_template: dict[str, Any]) -> None:
+def test_the_ci_role_may_touch_only_its_stacks_distribution_and_web_acl() -> None:
     """CloudFront is global: the execution role's services statement (scoped to the stack's Region) cannot
-    cover it, so its own statements must be scoped by the stack's tag, which the distribution carries."""
-    ((_, distribution),) = of_type(sam_template["Resources"], "AWS::CloudFront::Distribution").items()
-    assert {"Key": "sentiment-api:stack", "Value": {"Ref": "AWS::StackName"}} in distribution["Properties"]["Tags"]
+    cover it. Its own statements are scoped by the tag CloudFormation sets, which no caller can set (the aws:
+    prefix is reserved): a tag of our own could be put on another environment's distribution by this role."""
     oidc = load_template(REPO_ROOT / "deploy" / "github-oidc.yaml")
     policy = oidc["Resources"]["ExecutionPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     cloudfront = [s for s in policy if any(str(a).startswith("cloudfront:") for a in as_list(s["Action"]))]
     assert {s["Sid"] for s in cloudfront} == {"TheOptionalEdgeCreate", "TheOptionalEdge"}
     stack = {"Fn::Sub": "sentiment-api-${Environment}"}  # the stack of the role's environment (samconfig)
     for statement in cloudfront:
+        assert statement["Effect"] == "Allow"
         assert statement["Resource"] == {
             "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/*"
         }
+        assert list(statement["Condition"]) == ["StringEquals"]  # not ...IfExists: an untagged one is refused
         ((key, value),) = statement["Condition"]["StringEquals"].items()
         assert value == stack
         if "cloudfront:CreateDistribution" in statement["Action"]:
-            assert key == "aws:RequestTag/sentiment-api:stack"
+            assert key == "aws:RequestTag/aws:cloudformation:stack-name"
             assert set(statement["Action"]) == {"cloudfront:CreateDistribution", "cloudfront:TagResource"}
         else:
-            assert key == "aws:ResourceTag/sentiment-api:stack"
+            assert key == "aws:ResourceTag/aws:cloudformation:stack-name"
             assert not any("Create" in a or "Invalidation" in a or "Function" in a for a in statement["Action"])
     (waf,) = [s for s in policy if any(str(a).startswith("wafv2:") for a in as_list(s["Action"]))]
     assert waf["Action"] == "wafv2:GetWebACL"
