@@ -14,6 +14,8 @@ from tools.transform_template import load_template, transform
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+#: the edge's web ACL, a stack of its own in us-east-1 (deploy/edge-waf.yaml)
+EDGE_TEMPLATE_PATH = REPO_ROOT / "deploy" / "edge-waf.yaml"
 
 # Parameter values the tests deploy "with" (examples; the endpoint name is deliberately distinctive).
 TEST_PARAMETERS: dict[str, str] = {

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.template.conftest import REPO_ROOT, TEMPLATE_PATH, TEST_PARAMETERS
+from tests.template.conftest import EDGE_TEMPLATE_PATH, REPO_ROOT, TEMPLATE_PATH, TEST_PARAMETERS
 from tools.transform_template import load_template, transform
 
 pytestmark = pytest.mark.slow
@@ -103,7 +103,7 @@ def test_inline_suppressions_carry_a_reason(sam_template: dict[str, Any]) -> Non
     """Per-resource skips (Metadata: checkov: skip: [{id, comment}]) need a reason in the template and a line
     in docs/security.md, like the global ones."""
     documented = set(re.findall(r"CKV2?_AWS_\d+", SECURITY_DOC.read_text("utf-8")))
-    edge = load_template(REPO_ROOT / "deploy" / "edge-waf.yaml")
+    edge = load_template(EDGE_TEMPLATE_PATH)
     for lid, resource in {**sam_template["Resources"], **edge["Resources"]}.items():
         for skip in (resource.get("Metadata", {}).get("checkov", {}) or {}).get("skip", []):
             assert len(str(skip.get("comment", "")).strip()) >= 20, f"{lid}: checkov skip {skip} without a reason"

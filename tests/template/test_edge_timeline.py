@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from tests.template.cfn_helpers import deployed
-from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT, TEMPLATE_PATH
+from tests.template.conftest import EDGE_TEMPLATE_PATH, TEMPLATE_PATH
+from tests.template.test_template_edge import web_acl
 from tools.transform_template import load_template, parameter_values
 
 TICK_S = 0.1
@@ -150,18 +150,19 @@ class PerUser:
 
 
 _MAIN = parameter_values(load_template(TEMPLATE_PATH))
-_EDGE_TEMPLATE = load_template(REPO_ROOT / "deploy" / "edge-waf.yaml")
-_EDGE_VALUES = parameter_values(_EDGE_TEMPLATE, {"Stage": "prod"})
+_EDGE_TEMPLATE = load_template(EDGE_TEMPLATE_PATH)
+_EDGE_VALUES = web_acl()[1]
 
 
 def _edge(ip_limit: str | None = None, token_limit: str | None = None) -> Edge:
-    values = dict(_EDGE_VALUES)
-    if ip_limit is not None:
-        values["IpLimitPerMinute"] = ip_limit
-    if token_limit is not None:
-        values["TokenLimitPerMinute"] = token_limit
-    acl = deployed(_EDGE_TEMPLATE, {**values, **PSEUDO_PARAMETERS})["Resources"]["EdgeWebAcl"]
-    return Edge(acl["Properties"]["Rules"], values)
+    overrides = {"IpLimitPerMinute": ip_limit, "TokenLimitPerMinute": token_limit}
+    properties, values = web_acl(**{name: value for name, value in overrides.items() if value is not None})
+    return Edge(properties["Rules"], values)
+
+
+def _most_served(seconds: float) -> float:
+    """The most the per-user limit serves one caller in ``seconds`` from a full bucket: its burst, then the rate."""
+    return int(_MAIN["RateLimitBurst"]) + int(_MAIN["RateLimitPerMinute"]) * seconds / 60
 
 
 def _token(n: int) -> str:
@@ -283,7 +284,7 @@ def test_with_the_edge_one_token_is_cut_off_within_the_detection_delay(ip_limit:
     assert recovered <= ABUSE_FROM_S + CHECK_EVERY_S + TAKES_EFFECT_AFTER_S + 1
     assert outcome.served_share(recovered, RUN_S) == 1.0
     # what got through is what the per-user limit serves anyway: burst, then 100 a minute
-    assert outcome.abuser_served <= int(_MAIN["RateLimitBurst"]) + int(_MAIN["RateLimitPerMinute"]) * RUN_S / 60
+    assert outcome.abuser_served <= _most_served(RUN_S)
 
 
 @pytest.mark.parametrize("ips", [1, 5])
@@ -323,8 +324,7 @@ def test_a_client_that_honours_retry_after_is_never_refused_at_the_edge(abuser: 
     assert outcome.polite_edge_refused == 0
     # and the function serves it what its limit allows: burst 200 plus 100 a minute over the run (minus what the
     # flood's stage refusals take from it in the first seconds)
-    most = int(_MAIN["RateLimitBurst"]) + int(_MAIN["RateLimitPerMinute"]) * RUN_S / 60
-    assert 0.8 * most <= outcome.polite_served <= most + 1
+    assert 0.8 * _most_served(RUN_S) <= outcome.polite_served <= _most_served(RUN_S) + 1
 
 
 def test_below_the_floor_the_edge_would_refuse_that_client() -> None:

@@ -22,7 +22,7 @@ from openapi_spec_validator import validate as validate_spec
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from tests.template.cfn_helpers import of_type
-from tests.template.conftest import REPO_ROOT
+from tests.template.conftest import EDGE_TEMPLATE_PATH, REPO_ROOT
 
 OPENAPI_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 #: Every JSON Schema the functions compile: the API layer's and each function's own.
@@ -192,7 +192,7 @@ def edge_error_codes() -> set[str]:
     """The codes of the edge web ACL's refusals (deploy/edge-waf.yaml's custom response bodies)."""
     from tools.transform_template import load_template
 
-    bodies = load_template(REPO_ROOT / "deploy" / "edge-waf.yaml")["Resources"]["EdgeWebAcl"]["Properties"]
+    bodies = load_template(EDGE_TEMPLATE_PATH)["Resources"]["EdgeWebAcl"]["Properties"]
     return {json.loads(body["Content"])["error"]["code"] for body in bodies["CustomResponseBodies"].values()}
 
 

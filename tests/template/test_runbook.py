@@ -18,7 +18,7 @@ import pytest
 from botocore import xform_name
 
 from tests.template.cfn_helpers import resolve_sub
-from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT
+from tests.template.conftest import EDGE_TEMPLATE_PATH, PSEUDO_PARAMETERS, REPO_ROOT
 from tools.transform_template import load_template
 
 DOCS = [REPO_ROOT / "runbook.md", REPO_ROOT / "deploy" / "README.md"]
@@ -144,7 +144,7 @@ def test_every_output_read_exists(path: Path, text: str, cfn: dict[str, Any]) ->
     read |= set(re.findall(r"<([A-Z]\w+)>", text))  # <PredictFunctionName> placeholders
     assert read
     # the docs also read the outputs of the edge stack (deploy/edge-waf.yaml, us-east-1)
-    outputs = {**cfn["Outputs"], **load_template(REPO_ROOT / "deploy" / "edge-waf.yaml")["Outputs"]}
+    outputs = {**cfn["Outputs"], **load_template(EDGE_TEMPLATE_PATH)["Outputs"]}
     for key in sorted(read):
         assert key in outputs, f"{path.name}: output {key} does not exist"
 
@@ -197,8 +197,8 @@ def _side_template_names() -> set[str]:
     """deploy/github-oidc.yaml (the CI/CD roles) and deploy/edge-waf.yaml (the edge's web ACL), which the docs
     describe too."""
     names: set[str] = set()
-    for name in ("github-oidc.yaml", "edge-waf.yaml"):
-        side = load_template(REPO_ROOT / "deploy" / name)
+    for path in (REPO_ROOT / "deploy" / "github-oidc.yaml", EDGE_TEMPLATE_PATH):
+        side = load_template(path)
         names |= set(side["Resources"]) | set(side["Outputs"]) | set(side["Parameters"])
     return names
 

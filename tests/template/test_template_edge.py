@@ -20,12 +20,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.template.cfn_helpers import as_list, deployed, of_type, samconfig_overrides
-from tests.template.conftest import PSEUDO_PARAMETERS, REPO_ROOT, TEMPLATE_PATH, TEST_PARAMETERS
+from tests.template.conftest import EDGE_TEMPLATE_PATH, PSEUDO_PARAMETERS, REPO_ROOT, TEMPLATE_PATH, TEST_PARAMETERS
 from tests.template.test_openapi import load_openapi
 from tests.template.test_template_lint import _findings, _ignores_of_generated_resources
 from tools.transform_template import load_template, parameter_values, transform
 
-EDGE_TEMPLATE = REPO_ROOT / "deploy" / "edge-waf.yaml"
 WEB_ACL_ARN = (
     "arn:aws:wafv2:us-east-1:123456789012:global/webacl/sentiment-api-prod-edge/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 )
@@ -43,19 +42,27 @@ def with_edge() -> dict[str, Any]:
 
 
 def _deployed(cfn: Mapping[str, Any], arn: str) -> dict[str, Any]:
-    values = {**parameter_values(load_template(TEMPLATE_PATH), {**TEST_PARAMETERS, "EdgeWebAclArn": arn})}
+    values = parameter_values(load_template(TEMPLATE_PATH), {**TEST_PARAMETERS, "EdgeWebAclArn": arn})
     return deployed(cfn, {**values, **PSEUDO_PARAMETERS})
 
 
 @pytest.fixture(scope="module")
 def edge() -> dict[str, Any]:
-    return load_template(EDGE_TEMPLATE)
+    return load_template(EDGE_TEMPLATE_PATH)
+
+
+def web_acl(**overrides: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge's web ACL as CloudFormation creates it from deploy/edge-waf.yaml (its defaults, Stage prod,
+    then ``overrides``): its properties, and the parameter values they were resolved with."""
+    template = load_template(EDGE_TEMPLATE_PATH)
+    values = parameter_values(template, {"Stage": "prod", **overrides})
+    acl = deployed(template, {**values, **PSEUDO_PARAMETERS})["Resources"]["EdgeWebAcl"]
+    return acl["Properties"], values
 
 
 def _rules(edge: Mapping[str, Any], ip_limit: str = "3000") -> dict[str, dict[str, Any]]:
-    values = {**parameter_values(edge, {"Stage": "prod", "IpLimitPerMinute": ip_limit}), **PSEUDO_PARAMETERS}
-    acl = deployed(edge, values)["Resources"]["EdgeWebAcl"]["Properties"]
-    return {rule["Name"]: rule for rule in acl["Rules"]}
+    properties, _ = web_acl(IpLimitPerMinute=ip_limit)
+    return {rule["Name"]: rule for rule in properties["Rules"]}
 
 
 # ---- template.yaml ----------------------------------------------------------------------------------------
@@ -134,7 +141,7 @@ def _stage_rates() -> list[int]:
 
 
 def test_the_edge_template_lints_clean() -> None:
-    assert _findings(EDGE_TEMPLATE.read_text("utf-8"), []) == []
+    assert _findings(EDGE_TEMPLATE_PATH.read_text("utf-8"), []) == []
 
 
 def test_the_web_acl_is_for_cloudfront_and_lives_in_us_east_1(edge: dict[str, Any]) -> None:
@@ -308,6 +315,6 @@ def test_the_ci_role_may_touch_only_its_stacks_distribution_and_web_acl() -> Non
     assert waf["Action"] == "wafv2:GetWebACL"
     assert waf["Resource"]["Fn::Sub"].endswith(":global/webacl/sentiment-api-${Environment}-edge/*")
     # and the web ACL of deploy/edge-waf.yaml is named so
-    assert load_template(EDGE_TEMPLATE)["Resources"]["EdgeWebAcl"]["Properties"]["Name"] == {
+    assert load_template(EDGE_TEMPLATE_PATH)["Resources"]["EdgeWebAcl"]["Properties"]["Name"] == {
         "Fn::Sub": "sentiment-api-${Stage}-edge"
     }
