@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import argparse
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from . import template
 from .api import JOBS_TABLE, RATE_LIMIT_TABLE
+from .dynamodb_fast_path import fast_path
 from .servers import SIDE_HOST, WsgiServer, local_client, make_wsgi_server, serve_side_server
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
-def start_dynamodb(port: int = 0) -> WsgiServer:
+def start_dynamodb(port: int = 0, fast: bool = True, on_fast_answer: Callable[[], None] | None = None) -> WsgiServer:
     """moto's DynamoDB server (not started): the per-user rate limiter runs its real code against it.
+    ``fast``: the limiter's two conditional writes are answered by local_stack.dynamodb_fast_path on moto's
+    own tables (the same answers as moto's, about 1 ms instead of 4.4; that module says how it is checked);
+    ``on_fast_answer`` is called after each answer it gave.
 
     Requests are served one at a time (``_serialized``). The limiter's exactness rests on DynamoDB
     evaluating a conditional UpdateItem atomically: the condition and the write happen as one step, so two
@@ -37,7 +41,8 @@ def start_dynamodb(port: int = 0) -> WsgiServer:
     """
     from moto.moto_server.werkzeug_app import create_backend_app
 
-    app = _serialized(create_backend_app("dynamodb"))
+    backend = create_backend_app("dynamodb")
+    app = _serialized(fast_path(backend, on_fast_answer) if fast else backend)
     return make_wsgi_server(SIDE_HOST, port, app, threads=8, name="dynamodb")
 
 
