@@ -1,6 +1,6 @@
 """End-to-end latency of the local stack: 1,000 sequential POST /predict over real HTTP with real JWTs
-(HTTP API emulator -> JWT checks -> unchanged predict handler -> DynamoDB rate limiter (moto) ->
-boto3 -> local model server -> model). Prints p50/p95/p99 and the status mix.
+(HTTP API emulator -> JWT checks -> unchanged predict handler -> DynamoDB rate limiter (moto, its writes on
+local_stack.dynamodb_fast_path) -> boto3 -> local model server -> model). Prints p50/p95/p99 and the status mix.
 
 Each batch of 150 requests uses a new user (sub), so the per-user limit (100/min, burst 200) does not
 turn the benchmark into a 429 benchmark. The answer cache is off (``NO_ANSWER_CACHE``): the six texts repeat, and

@@ -29,7 +29,7 @@ def start_dynamodb(port: int = 0, fast: bool = True, on_fast_answer: Callable[[]
     callers can never both pass ``tat <= :limit`` on the same old value. moto's backend does not: its
     update_item reads the item, checks the condition and writes in separate Python steps, with no lock,
     and the server runs requests in parallel threads, so two requests can interleave
-    between the check and the write. Measured (tests/unit/test_ratelimit_concurrency.py: 8 threads with
+    between the check and the write. Measured (tests/unit/api/test_ratelimit_concurrency.py: 8 threads with
     their own clients, 240 requests at one frozen instant, burst 200): 204 to 214 allowed without the lock
     when threads switch often (201 to 203 on a loaded machine at the default switch interval), exactly 200
     with it. One lock around the whole backend app restores DynamoDB's per-item atomicity (more than
