@@ -3,10 +3,13 @@
 Differential: one server with the fast path, one without, both on this process's moto backend (each on a
 table of its own, so they never touch each other's items). Every step sends the same request to both over
 HTTP with boto3 and requires the same outcome as botocore parses it: the same result, or the same error code,
-message and ``Item``. The steps are randomized (seeded): both of the limiter's writes, every return-value
-option, numbers at, below and above each bound, missing items, items moto wrote with a ``tat`` the fast path
-cannot evaluate (a fraction) and other requests moto serves in between (PutItem, DeleteItem), so
-the two paths interleave on one table as they do in the stack. The tables must end equal, item by item.
+message and ``Item``, and the same headers. The steps are randomized (seeded): both of the limiter's writes,
+every return-value option, numbers at, below and above each bound, missing items, items moto wrote that the
+fast path must leave to moto (a fractional or zero-padded ``tat``, binary or extra attributes) and other
+requests moto serves in between (PutItem, DeleteItem), so the two paths interleave on one table as they do
+in the stack. The tables must end equal, item by item. Then, over raw HTTP, each request an adversarial
+review found moto treats differently from the plain one (RAW_CASES) must get moto's answer, and the fast
+path must not answer it.
 """
 
 from __future__ import annotations
