@@ -175,3 +175,19 @@ def samconfig_overrides() -> dict[str, dict[str, str]]:
         for env, section in environments.items()
         if isinstance(section, dict)
     }
+
+
+def stage_throttles(parameters: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """The stage throttle (rate, burst) of the template's defaults (``parameters``: its Parameters) and of every
+    samconfig environment that sets its own; there are at least three (the default, staging, prod)."""
+    throttles = [
+        (
+            float(parameters["ApiThrottlingRateLimit"]["Default"]),
+            float(parameters["ApiThrottlingBurstLimit"]["Default"]),
+        )
+    ]
+    for overrides in samconfig_overrides().values():
+        if "ApiThrottlingRateLimit" in overrides:
+            throttles.append((float(overrides["ApiThrottlingRateLimit"]), float(overrides["ApiThrottlingBurstLimit"])))
+    assert len(throttles) >= 3, "samconfig.toml's environments set their own stage throttle"
+    return throttles

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sentiment_api.ratelimit import RatePolicy, next_allowed_at, rejected_decision
 
 from tests.template.conftest import EDGE_TEMPLATE_PATH, TEMPLATE_PATH
 from tests.template.test_template_edge import web_acl
@@ -135,17 +136,19 @@ class Stage:
 
 
 class PerUser:
-    """The function's GCRA per user (sentiment_api.ratelimit's arithmetic): (allowed, retry-after s)."""
+    """The function's GCRA per user, decided by sentiment_api.ratelimit's own arithmetic on the TAT the store
+    would hold (integer milliseconds): (allowed, retry-after s)."""
 
     def __init__(self, per_minute: int, burst: int) -> None:
-        self.interval, self.tolerance = 60.0 / per_minute, burst * 60.0 / per_minute
-        self.tat: dict[str, float] = {}
+        self.policy = RatePolicy(per_minute, burst)
+        self.tat: dict[str, int] = {}
 
-    def decide(self, user: str, now: float) -> tuple[bool, int]:
-        tat = max(self.tat.get(user, now), now)
-        if tat + self.interval - now > self.tolerance + 1e-9:
-            return False, max(1, math.ceil(tat + self.interval - self.tolerance - now))
-        self.tat[user] = tat + self.interval
+    def decide(self, user: str, now: float) -> tuple[bool, int | None]:
+        now_ms = round(now * 1000)
+        tat = max(self.tat.get(user, now_ms), now_ms)
+        if now_ms < next_allowed_at(self.policy, tat):
+            return False, rejected_decision(self.policy, tat, now_ms).retry_after_s
+        self.tat[user] = tat + self.policy.interval_ms
         return True, 0
 
 
@@ -203,7 +206,7 @@ def run(abuser: Abuser, with_edge: bool, ip_limit: str | None = None, token_limi
     ticks_per_s = round(1 / TICK_S)
     arrivals = random.Random(11)
 
-    def send(request: Request, now: float) -> tuple[str, int]:
+    def send(request: Request, now: float) -> tuple[str, int | None]:
         if edge is not None and edge.refuses(request, now):
             return "edge", 0
         if not stage.admits(now):

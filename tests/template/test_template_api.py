@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.template.cfn_helpers import only, samconfig_overrides
+from tests.template.cfn_helpers import only, stage_throttles
 
 # $context variables that HTTP API access logs support (API Gateway developer guide, "Customize HTTP API
 # access logs"). Request headers are not among them, so x-correlation-id cannot be logged by the stage.
@@ -184,12 +184,7 @@ def test_the_per_user_limit_binds_long_before_the_shared_stage_throttle(cfn: dic
     params = cfn["Parameters"]
     per_user_rps = params["RateLimitPerMinute"]["Default"] / 60
     per_user_burst = params["RateLimitBurst"]["Default"]
-    stages = [(params["ApiThrottlingRateLimit"]["Default"], params["ApiThrottlingBurstLimit"]["Default"])]
-    for overrides in samconfig_overrides().values():
-        if "ApiThrottlingRateLimit" in overrides:
-            stages.append((float(overrides["ApiThrottlingRateLimit"]), float(overrides["ApiThrottlingBurstLimit"])))
-    assert len(stages) >= 3, "samconfig.toml's environments set their own stage throttle"
-    for rate, burst in stages:
+    for rate, burst in stage_throttles(params):
         assert per_user_rps / rate <= 0.01, (rate, "one caller at its limit takes over 1 % of the stage")
         assert burst >= 2 * per_user_burst, (burst, "two callers' bursts at once must fit")
         assert rate <= 10_000  # the account's API Gateway quota per Region

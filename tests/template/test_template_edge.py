@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.template.cfn_helpers import as_list, deployed, of_type, samconfig_overrides
+from tests.template.cfn_helpers import as_list, deployed, of_type, stage_throttles
 from tests.template.conftest import EDGE_TEMPLATE_PATH, PSEUDO_PARAMETERS, REPO_ROOT, TEMPLATE_PATH, TEST_PARAMETERS
 from tests.template.test_openapi import load_openapi
 from tests.template.test_template_lint import _findings, _ignores_of_generated_resources
@@ -132,14 +132,6 @@ def test_only_a_cloudfront_web_acl_is_accepted(arn: str, accepted: bool) -> None
 
 
 # ---- deploy/edge-waf.yaml ---------------------------------------------------------------------------------
-def _stage_rates() -> list[int]:
-    """The stage throttle (req/s) of the template's default and of every samconfig environment."""
-    rates = [int(load_template(TEMPLATE_PATH)["Parameters"]["ApiThrottlingRateLimit"]["Default"])]
-    rates += [int(o["ApiThrottlingRateLimit"]) for o in samconfig_overrides().values() if "ApiThrottlingRateLimit" in o]
-    assert len(rates) >= 3
-    return rates
-
-
 def test_the_edge_template_lints_clean() -> None:
     assert _findings(EDGE_TEMPLATE_PATH.read_text("utf-8"), []) == []
 
@@ -227,7 +219,7 @@ def test_the_limits_never_refuse_a_caller_the_function_serves_and_stop_one_token
     # Retry-After (at least 1 s after each 429: at most one refused request a second on top of the served)
     assert int(edge["Parameters"]["TokenLimitPerMinute"]["MinValue"]) >= most_served + WINDOW_S
     # the refusal lasts while the 60 s rate stays over the limit: a caller the function would serve has room
-    for stage_rate in _stage_rates():
+    for stage_rate, _ in stage_throttles(load_template(TEMPLATE_PATH)["Parameters"]):
         stage_per_window = stage_rate * WINDOW_S
         assert token_limit <= stage_per_window / 10, (
             f"one token may use {token_limit / stage_per_window:.0%} of the stage"
